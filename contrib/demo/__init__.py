@@ -1,0 +1,1 @@
+"""The demo app the demo config wraps."""

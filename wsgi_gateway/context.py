@@ -1,0 +1,74 @@
+"""The one per-request state object, kept in the WSGI environ under :data:`ENVIRON_KEY`.
+
+Each middleware records what it learned here (the API, the identity, policies, the
+decision trail, headers for the upstream) so later layers and the request log read it
+from one place. Nothing per request lives in globals.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from werkzeug.wrappers import Request
+
+    from .identity import Identity
+
+ENVIRON_KEY = "wsgi_gateway.context"
+"""The WSGI environ key holding the :class:`RequestContext`."""
+
+
+@dataclass(slots=True, eq=False)
+class TrailEntry:
+    """One step of the decision trail: which layer, what it decided, and why."""
+
+    layer: str
+    name: str
+    outcome: str
+    detail: str = ""
+
+
+@dataclass(slots=True, eq=False)
+class RequestContext:
+    """What the gateway knows about one request, filled in layer by layer."""
+
+    request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    api: str | None = None
+    identity: "Identity | None" = None
+    session_id: str | None = None
+    policies: tuple[str, ...] = ()
+    decision: str | None = None
+    trail: list[TrailEntry] = field(default_factory=list)
+    upstream_headers: dict[str, str] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    _request: "Request | None" = None
+
+    def record(self, layer: str, name: str, outcome: str, detail: str = "") -> None:
+        """Append a step to the decision trail."""
+        self.trail.append(TrailEntry(layer, name, outcome, detail))
+
+    def request(self, environ: dict) -> "Request":
+        """The werkzeug view of the request, built once and shared by every layer."""
+        if self._request is None:
+            from werkzeug.wrappers import Request
+
+            self._request = Request(environ)
+        return self._request
+
+
+def peek_context(environ: dict) -> RequestContext | None:
+    """The request's context if a layer already made one."""
+    return environ.get(ENVIRON_KEY)
+
+
+def context_of(environ: dict) -> RequestContext:
+    """The request's context, made on first use so a middleware also works alone."""
+    ctx = environ.get(ENVIRON_KEY)
+    if ctx is None:
+        from .requestid import new_request_id
+
+        ctx = environ[ENVIRON_KEY] = RequestContext(request_id=new_request_id())
+    return ctx

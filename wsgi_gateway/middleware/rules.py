@@ -1,0 +1,57 @@
+"""Rules: the access decision for an identified request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from ..context import context_of
+from ..errors import GatewayError
+
+if TYPE_CHECKING:
+    from werkzeug.wrappers import Request
+
+    from ..context import RequestContext
+
+
+class RuleSet(Protocol):
+    """Decides an identified request.
+
+    ``evaluate`` records what it decided in the context (policies, headers for the
+    upstream, the trail) and raises a GatewayError (401 invalid_token, 403) to refuse.
+    """
+
+    name: str
+
+    def evaluate(self, ctx: "RequestContext", request: "Request") -> None: ...
+
+
+class AllowAll:
+    """The rule set of an API with no rule file: every identified request passes."""
+
+    name = "allow-all"
+
+    def evaluate(self, ctx: "RequestContext", request: "Request") -> None:
+        ctx.record("rules", self.name, "allow")
+
+
+class Rules:
+    """Applies a :class:`RuleSet`; refused requests never reach the upstream.
+
+    :param app: the WSGI app to wrap.
+    :param rules: the rule set to apply.
+    """
+
+    def __init__(self, app: Callable, *, rules: RuleSet):
+        self.app = app
+        self.rules = rules
+
+    def __call__(self, environ, start_response):
+        ctx = context_of(environ)
+        try:
+            self.rules.evaluate(ctx, ctx.request(environ))
+        except GatewayError as err:
+            ctx.decision = ctx.decision or "deny"
+            return err(environ, start_response)
+        ctx.decision = ctx.decision or "allow"
+        return self.app(environ, start_response)

@@ -1,0 +1,75 @@
+"""Serving under gunicorn: the gateway as a gunicorn application, in-process.
+
+``wsgi-gateway serve`` runs gunicorn's own arbiter with :class:`GatewayApplication`.
+The config is loaded and fully checked in the master, so a bad file stops start-up
+before anything listens; each worker then builds its own gateway after the fork
+(no socket or memcached client is ever shared between workers).
+
+Operators who keep their own ``gunicorn.conf.py`` load the gateway directly::
+
+    gunicorn -c gunicorn.conf.py 'wsgi_gateway:from_config("conf/gateway.yaml")'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from .app import Gateway, build_app
+from .config import GatewayConfig
+from .config import load_config as load_gateway_config
+from .logs import configure_logging
+
+DEFAULT_SERVER: Mapping[str, Any] = {
+    "bind": ["127.0.0.1:8000"],
+    "workers": 2,
+    # gunicorn 25+ opens a control socket at one fixed path per user; two gateways on a
+    # host would fight over it. Opt in with control_socket_disable: false and a path.
+    "control_socket_disable": True,
+}
+
+
+def from_config(path: str | Path, app: str | None = None) -> Gateway:
+    """The gateway for a config file: for gunicorn's ``module:factory(...)`` loading."""
+    config = load_gateway_config(path)
+    if app:
+        config = dataclasses.replace(config, app=app)
+    configure_logging(config.logging)
+    return build_app(config)
+
+
+def check(path: str | Path, app: str | None = None) -> GatewayConfig:
+    """Load the config and build the whole gateway once; raises ConfigError on any fault."""
+    gateway = from_config(path, app)
+    gateway.close()
+    return gateway.config
+
+
+class GatewayApplication(BaseApplication):
+    """gunicorn's application class serving the gateway.
+
+    :param config: the loaded gateway config.
+    :param overrides: gunicorn settings from the command line; they win over the
+        config's ``server:`` section, which wins over :data:`DEFAULT_SERVER`.
+    """
+
+    def __init__(self, config: GatewayConfig, overrides: Mapping[str, Any] | None = None):
+        self.gateway_config = config
+        self.overrides = dict(overrides or {})
+        super().__init__()
+
+    def settings(self) -> dict[str, Any]:
+        """The gunicorn settings in force."""
+        return {**DEFAULT_SERVER, **self.gateway_config.server, **self.overrides}
+
+    def load_config(self) -> None:  # gunicorn's hook: apply settings
+        for key, value in self.settings().items():
+            self.cfg.set(key, value)
+
+    def load(self):  # gunicorn's hook: called in each worker after the fork
+        configure_logging(self.gateway_config.logging)
+        return build_app(self.gateway_config)
