@@ -64,7 +64,7 @@ class GatewayError(Exception):
         ctx = peek_context(environ)
         status, headers, body = self.render(ctx.request_id if ctx else None)
         start_response(status, headers)
-        return [body] if environ.get("REQUEST_METHOD") != "HEAD" else [b""]
+        return [body]  # for HEAD the server drops the body and keeps Content-Length
 
 
 class BadRequest(GatewayError):

@@ -39,7 +39,7 @@ def _check_whole(config: GatewayConfig, node: dict, where: Where) -> None:
     seen_paths: dict[str, int] = {}
     apis = node.get("apis", [])
     for i, api in enumerate(config.apis):
-        at = where.key(apis, i)
+        at = where.key(node, "apis").key(apis, i)
         path = api.path.rstrip("/") or "/"
         if api.name in seen_names:
             at.key(apis[i], "name").problem(f"duplicate API name {api.name!r} (also apis[{seen_names[api.name]}])")

@@ -69,4 +69,4 @@ class RequestContextMiddleware:
         # After the inner app called start_response, PEP 3333 lets us replace the
         # response only with exc_info (it re-raises if headers were already sent).
         respond(status, headers, sys.exc_info() if status_seen else None)
-        return [body] if environ.get("REQUEST_METHOD") != "HEAD" else [b""]
+        return [body]

@@ -50,4 +50,4 @@ def _answer(environ, start_response, status: str, body: dict, headers=()) -> lis
     data = json.dumps(body).encode()
     start_response(status, [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
                             ("Content-Length", str(len(data))), *headers])
-    return [data] if environ.get("REQUEST_METHOD") != "HEAD" else [b""]
+    return [data]
