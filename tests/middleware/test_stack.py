@@ -84,6 +84,38 @@ def test_gateway_error_raised_by_the_upstream_is_rendered(make_client):
     assert response.status_code == 403 and problem(response)["detail"] == "not today"
 
 
+def test_error_after_start_response_replaces_the_response(make_client):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Partial", "1")])
+        raise RuntimeError("half way")
+
+    response = make_client(TWO_APIS, app=app).get("/v1")
+    assert response.status_code == 500 and "X-Partial" not in response.headers
+    problem(response)
+
+
+def test_late_start_response_passes_through(make_client):
+    def app(environ, start_response):
+        def body():
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            yield b"late"
+        return body()
+
+    response = make_client(TWO_APIS, app=app).get("/v1")
+    assert response.status_code == 200 and response.get_data() == b"late"
+    assert response.headers["X-Request-Id"]
+
+
+def test_write_callable_passes_through(make_client):
+    def app(environ, start_response):
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"old-")
+        return [b"style"]
+
+    response = make_client(TWO_APIS, app=app).get("/v1")
+    assert response.get_data() == b"old-style" and response.headers["X-Request-Id"]
+
+
 @pytest.mark.parametrize("incoming, kept", [
     pytest.param("abc-123", True, id="well formed"),
     pytest.param("req:2026.12.01_x", True, id="colons dots underscores"),

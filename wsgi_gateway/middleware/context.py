@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable
 
@@ -43,30 +42,77 @@ class RequestContextMiddleware:
         ctx = RequestContext(request_id=accept_request_id(incoming) if incoming else new_request_id())
         environ[ENVIRON_KEY] = ctx
         environ[self.environ_key] = ctx.request_id
-        status_seen: list[str] = []
-
-        def respond(status, headers, exc_info=None):
-            status_seen[:] = [status]
-            headers = [h for h in headers if h[0].lower() != self.header.lower()]
-            headers.append((self.header, ctx.request_id))
-            return start_response(status, headers, exc_info)
-
+        response = _Response(start_response, self.header, ctx.request_id)
         try:
-            return self.app(environ, respond)
+            result = self.app(environ, response.start_response)
         except GatewayError as err:
-            return self._fail(err, environ, respond, status_seen)
+            return self._fail(err, ctx, response)
         except Exception:
             log.exception("unexpected error request_id=%s", ctx.request_id)
-            return self._fail(InternalError(), environ, respond, status_seen)
+            return self._fail(InternalError(), ctx, response)
+        else:
+            response.flush()
+            return result
         finally:
             if self.access_log:
-                log_request(ctx, environ, status_seen[0] if status_seen else "-",
+                log_request(ctx, environ, response.status or "-",
                             time.perf_counter() - ctx.started)
 
     @staticmethod
-    def _fail(err: GatewayError, environ, respond, status_seen) -> list[bytes]:
-        status, headers, body = err.render(environ[ENVIRON_KEY].request_id)
-        # After the inner app called start_response, PEP 3333 lets us replace the
-        # response only with exc_info (it re-raises if headers were already sent).
-        respond(status, headers, sys.exc_info() if status_seen else None)
+    def _fail(err: GatewayError, ctx: RequestContext, response: "_Response") -> list[bytes]:
+        status, headers, body = err.render(ctx.request_id)
+        response.replace(status, headers)
         return [body]
+
+
+class _Response:
+    """Holds the inner app's status and headers until it returns, then passes them on.
+
+    So an error raised after the inner app called ``start_response`` can still replace
+    the response cleanly (gunicorn would append the error's headers to the first
+    ones). An app that calls ``start_response`` late, on the first iteration of its
+    body, or uses the ``write`` callable, is passed straight through.
+    """
+
+    __slots__ = ("_start_response", "_header", "_request_id", "status", "_headers",
+                 "_deferring", "_write")
+
+    def __init__(self, start_response, header: str, request_id: str):
+        self._start_response = start_response
+        self._header, self._request_id = header, request_id
+        self.status: str | None = None
+        self._headers: list = []
+        self._deferring = True
+        self._write = None
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info is not None and self._write is not None:
+            raise exc_info[1].with_traceback(exc_info[2])  # PEP 3333: already sent
+        self.status, self._headers = status, headers
+        if not self._deferring:
+            return self._send(exc_info)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        self.flush()
+        self._write(data)
+
+    def replace(self, status: str, headers: list) -> None:
+        """Answer with this response instead (only while nothing was passed on)."""
+        if self._write is not None:
+            raise  # noqa: PLE0704 - headers already passed on: let the server abort
+        self.status, self._headers = status, headers
+        self.flush()
+
+    def flush(self) -> None:
+        """Pass the held response on; later start_response calls go straight through."""
+        self._deferring = False
+        if self.status is not None and self._write is None:
+            self._send(None)
+
+    def _send(self, exc_info):
+        lowered = self._header.lower()
+        headers = [h for h in self._headers if h[0].lower() != lowered]
+        headers.append((self._header, self._request_id))
+        self._write = self._start_response(self.status, headers, exc_info)
+        return self._write
