@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine, then run the demo gateway or the test suite.
+#   bash contrib/run.sh demo    # the demo gateway on http://127.0.0.1:8000
+#   bash contrib/run.sh test    # the whole test suite (pytest arguments may follow)
+# Creates .venv (Python >= 3.11) with the package and its test extras, and installs
+# memcached from Debian's packages when it is missing (the tests start their own).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command_name=${1:-}
+shift || true
+case "$command_name" in
+  demo|test|setup) ;;
+  *) echo "usage: bash contrib/run.sh demo|test|setup [pytest args...]" >&2; exit 64 ;;
+esac
+
+python=${PYTHON:-python3}
+"$python" - <<'PY' || { echo "wsgi-gateway needs Python >= 3.11 (set PYTHON=...)" >&2; exit 1; }
+import sys
+sys.exit(sys.version_info < (3, 11))
+PY
+
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+stamp=.venv/.wsgi-gateway-installed
+want=$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e '.[test,fast-cel]'
+  echo "$want" > "$stamp"
+fi
+
+if [ "$command_name" = test ] && ! command -v memcached >/dev/null 2>&1 && [ ! -x /usr/bin/memcached ]; then
+  echo "installing memcached from Debian's packages" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq memcached >/dev/null
+fi
+
+case "$command_name" in
+  demo) exec .venv/bin/wsgi-gateway serve -c conf/demo.yaml "$@" ;;
+  test) exec .venv/bin/python -m pytest "$@" ;;
+  setup) echo "ready: .venv/bin/wsgi-gateway --help" ;;
+esac
