@@ -38,7 +38,12 @@ def test_demo_echo_shows_the_request_as_forwarded(demo):
 
 
 def test_two_workers_serve(demo):
-    out = subprocess.run(["pgrep", "-P", str(demo.proc.pid)], capture_output=True, text=True)
+    deadline = time.monotonic() + 10
+    while True:  # health answers as soon as the first worker is up
+        out = subprocess.run(["pgrep", "-P", str(demo.proc.pid)], capture_output=True, text=True)
+        if len(out.stdout.split()) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert len(out.stdout.split()) == 2
 
 

@@ -22,13 +22,17 @@ has no type checker) and then calls a small implementation function.
 ``strings.quote``: cel-go declares the namespaced global function ``strings.quote``;
 cel-python parses ``strings.quote(s)`` as the method ``quote`` called on the identifier
 ``strings``. When an identifier is not a variable, cel-python looks it up in the
-function mapping (``Activation.resolve_variable``), so :data:`STRING_EXT_FUNCTIONS`
+function mapping (``Activation.resolve_variable``, celpy/evaluation.py:1306), so :data:`STRING_EXT_FUNCTIONS`
 binds ``"strings"`` to the marker object :data:`STRINGS_NAMESPACE` and ``"quote"`` to a
 function that accepts only that marker as its receiver. Nothing has to be added to the
 activation and the AST is used as parsed. Consequences: ``'x'.quote()`` and a bare
 ``quote('x')`` are ``no such overload`` (as in cel-go); a *variable* named ``strings``
 shadows the namespace (then ``strings.quote(...)`` is ``no such overload``), so the
 gateway must not bind one.
+
+Where cel-go and the cel-spec conformance data disagree, this follows cel-go:
+``indexOf``/``lastIndexOf`` with an offset at or past the end of the string return
+``-1`` (the conformance data expects an error; a negative offset is an error in both).
 
 Known differences from cel-go (none is exercised by the conformance data):
 
@@ -41,7 +45,7 @@ Known differences from cel-go (none is exercised by the conformance data):
   invalid string);
 * timestamps and durations carry microseconds only (a cel-python limitation);
 * the ``format`` precision is capped at :data:`MAX_FORMAT_PRECISION` to bound the cost
-  of one call.
+  of one call (cel-go has a cap too; its value was not checked).
 
 Only :class:`celpy.InterpretedRunner` (cel-python's default) can call extension
 functions; cel-python's ``CompiledRunner`` cannot reach functions defined outside
