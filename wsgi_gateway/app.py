@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .authn.base import Authenticator
+from .authn.credentials import CredentialPlaces
 from .authn.registry import get_method
 from .config.model import ApiConfig, GatewayConfig
 from .errors import ConfigError, StoreError
@@ -23,11 +24,19 @@ from .upstream import load_app
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a layer may need while it is built: the config, store and clock."""
+    """What a layer may need while it is built: the config, store, clock, and
+    resources shared by every API (a provider's key set is fetched once, not per API)."""
 
     config: GatewayConfig
     store: Store
     clock: Callable[[], float]
+    resources: dict = field(default_factory=dict)
+
+    def shared(self, key: object, make: Callable[[], object]):
+        """The resource under ``key``, made on first request."""
+        if key not in self.resources:
+            self.resources[key] = make()
+        return self.resources[key]
 
 
 class Gateway:
@@ -49,6 +58,13 @@ class Gateway:
     def ready_reasons(self) -> list[str]:
         """Why the gateway cannot serve yet; empty when it can."""
         return ready_reasons(self.store, self.authenticators)
+
+    def warm(self) -> None:
+        """Load what serving needs (key sets) before the first request; bounded waits."""
+        for authenticator in self.authenticators:
+            warm = getattr(authenticator, "warm", None)
+            if warm is not None:
+                warm()
 
     def close(self) -> None:
         """Release the store's connections."""
@@ -97,9 +113,13 @@ def ready_reasons(store: Store, authenticators: list[Authenticator]) -> list[str
 
 def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     """One API's layers around the upstream, innermost first."""
-    authenticators = [get_method(m.method).factory(m.options, build) for m in api.auth]
-    app = Mutate(upstream, strip_auth=api.strip_auth, drop=api.drop_headers)
+    authenticators = [get_method(m.method).factory(m.options, build, api) for m in api.auth]
+    places = CredentialPlaces()
+    for authenticator in authenticators:
+        places = places | authenticator.credentials
+    app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places, drop=api.drop_headers)
     app = Limits(app, limiter=NoLimits())
     app = Rules(app, rules=AllowAll())
-    app = Authenticate(app, authenticators=authenticators)
+    app = Authenticate(app, authenticators=authenticators,
+                       segregate_by_client=api.segregate_by_client)
     return app, authenticators

@@ -123,6 +123,15 @@ class InvalidToken(Unauthorized):
         super().__init__(detail, error="invalid_token", **kw)
 
 
+class InvalidRequest(Unauthorized):
+    """400: a credential is present but malformed (RFC 6750 ``invalid_request``)."""
+
+    status, code, title = 400, "invalid_request", "Bad Request"
+
+    def __init__(self, detail: str = "the credential is malformed", **kw):
+        super().__init__(detail, error="invalid_request", **kw)
+
+
 class Forbidden(GatewayError):
     status, code, title = 403, "forbidden", "Forbidden"
 

@@ -39,14 +39,18 @@ def from_config(path: str | Path, app: str | None = None) -> Gateway:
     if app:
         config = dataclasses.replace(config, app=app)
     configure_logging(config.logging)
-    return build_app(config)
+    gateway = build_app(config)
+    gateway.warm()
+    return gateway
 
 
 def check(path: str | Path, app: str | None = None) -> GatewayConfig:
     """Load the config and build the whole gateway once; raises ConfigError on any fault."""
-    gateway = from_config(path, app)
-    gateway.close()
-    return gateway.config
+    config = load_gateway_config(path)
+    if app:
+        config = dataclasses.replace(config, app=app)
+    build_app(config).close()  # imports the app and builds every layer; no network
+    return config
 
 
 class GatewayApplication(BaseApplication):
@@ -72,4 +76,6 @@ class GatewayApplication(BaseApplication):
 
     def load(self):  # gunicorn's hook: called in each worker after the fork
         configure_logging(self.gateway_config.logging)
-        return build_app(self.gateway_config)
+        gateway = build_app(self.gateway_config)
+        gateway.warm()
+        return gateway

@@ -8,6 +8,7 @@ import pytest
 from werkzeug.middleware.lint import LintMiddleware
 
 from tests.middleware.conftest import BufferedClient, Recorder
+from wsgi_gateway.authn.credentials import CredentialPlaces
 from wsgi_gateway.context import context_of
 from wsgi_gateway.middleware import Mutate, RequestContextMiddleware, Rules
 from wsgi_gateway.mutate import check_header_value
@@ -35,9 +36,29 @@ def test_injected_header_replaces_the_clients_copy():
 
 
 def test_extra_credential_headers_are_stripped():
-    seen = headers_seen({"credential_headers": ["X-Api-Key"]},
+    seen = headers_seen({"credentials": CredentialPlaces(headers=("X-Api-Key",))},
                         {"X-Api-Key": "k", "Authorization": "Bearer t"})
     assert "X-Api-Key" not in seen and "Authorization" not in seen
+
+
+def test_credential_cookies_and_query_parameters_are_stripped():
+    upstream = Recorder()
+    places = CredentialPlaces(cookies=("at",), query=("access_token",))
+    app = RequestContextMiddleware(Mutate(upstream, credentials=places))
+    BufferedClient(LintMiddleware(app), use_cookies=False).get(
+        "/?a=1&access_token=secret&b=2&access%5Ftoken=x",
+        environ_overrides={"HTTP_COOKIE": "theme=dark; at=secret; lang=en"})
+    assert upstream.environ["HTTP_COOKIE"] == "theme=dark; lang=en"
+    assert upstream.environ["QUERY_STRING"] == "a=1&b=2"
+
+
+def test_nothing_is_stripped_when_strip_auth_is_off():
+    upstream = Recorder()
+    places = CredentialPlaces(cookies=("at",))
+    app = RequestContextMiddleware(Mutate(upstream, strip_auth=False, credentials=places))
+    BufferedClient(LintMiddleware(app), use_cookies=False).get(
+        "/", headers={"Authorization": "x"}, environ_overrides={"HTTP_COOKIE": "at=1"})
+    assert upstream.environ["HTTP_COOKIE"] == "at=1" and upstream.environ["HTTP_AUTHORIZATION"] == "x"
 
 
 @pytest.mark.parametrize("value", ["a\r\nX-Evil: 1", "a\nb", "nul\0", "x" * 9000])

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from werkzeug.wrappers import Request
 
     from ..identity import Identity
+    from .credentials import CredentialPlaces
 
 
 @runtime_checkable
@@ -29,6 +30,8 @@ class Authenticator(Protocol):
     #: the ``WWW-Authenticate`` challenge sent when no method found a credential,
     #: e.g. ``Bearer realm="orders"``; None for methods that have no challenge
     challenge: str | None
+    #: where the credential is read (headers, cookies, query), so strip_auth removes it
+    credentials: "CredentialPlaces"
 
     def authenticate(self, request: "Request") -> "Identity | None":
         """The identity proved by the request's credential, or None if it has none."""
@@ -37,3 +40,6 @@ class Authenticator(Protocol):
     def ready(self) -> str | None:
         """None when able to serve; else a short reason (keys not loaded yet, ...)."""
         ...
+
+    # Optional: ``warm(timeout=None)`` loads what the method needs before the first
+    # request (a worker calls it after the fork; waits are bounded).

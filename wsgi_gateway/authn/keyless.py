@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..identity import ANONYMOUS, Identity
+from .credentials import CredentialPlaces
 from .registry import Method, register
 
 
@@ -21,6 +22,7 @@ class Keyless:
 
     id = "keyless"
     challenge = None
+    credentials = CredentialPlaces()
 
     def authenticate(self, request) -> Identity:
         return ANONYMOUS
@@ -29,4 +31,4 @@ class Keyless:
         return None
 
 
-register(Method("keyless", KeylessOptions, lambda options, build: Keyless()))
+register(Method("keyless", KeylessOptions, lambda options, build, api: Keyless()))

@@ -22,7 +22,7 @@ class Method:
 
     id: str
     options: type                                   # a frozen dataclass of its options
-    factory: Callable[[Any, Any], Authenticator]    # (options, BuildContext) -> Authenticator
+    factory: Callable[[Any, Any, Any], Authenticator]  # (options, BuildContext, ApiConfig)
 
 
 _METHODS: dict[str, Method] = {}
@@ -65,3 +65,4 @@ def parse_method(node: object, where: Where) -> AuthMethodConfig:
 def _load_builtins() -> None:
     """Import the built-in methods so they register themselves."""
     from . import keyless  # noqa: F401
+    from .jwt import method  # noqa: F401

@@ -49,3 +49,26 @@ def _check_whole(config: GatewayConfig, node: dict, where: Where) -> None:
             at.key(apis[i], "path").problem(f"overlaps the reserved ops prefix {config.ops.prefix!r}")
         seen_names.setdefault(api.name, i)
         seen_paths.setdefault(path, i)
+        for j, method in enumerate(api.auth):
+            for name in getattr(method.options, "providers", ()):
+                if name not in {p.name for p in config.providers}:
+                    at.key(apis[i], "auth").key(apis[i]["auth"], j).problem(
+                        f"unknown provider {name!r}; defined: "
+                        f"{', '.join(p.name for p in config.providers) or 'none'}")
+    _check_providers(config, node, where)
+
+
+def _check_providers(config: GatewayConfig, node: dict, where: Where) -> None:
+    """Provider names and issuers are unique: a token's iss picks exactly one."""
+    names: dict[str, int] = {}
+    issuers: dict[str, int] = {}
+    items = node.get("providers", [])
+    for i, provider in enumerate(config.providers):
+        at = where.key(node, "providers").key(items, i)
+        if provider.name in names:
+            at.key(items[i], "name").problem(f"duplicate provider name {provider.name!r}")
+        if provider.issuer in issuers:
+            at.key(items[i], "issuer").problem(
+                f"issuer {provider.issuer!r} is also providers[{issuers[provider.issuer]}]'s")
+        names.setdefault(provider.name, i)
+        issuers.setdefault(provider.issuer, i)

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from .providers import ProviderConfig
 from .secrets import Secret, resolve_secret
 from .typed import Invalid, Where, parsed
 from .units import parse_duration
@@ -113,6 +114,7 @@ class ApiConfig:
     auth_mode: Literal["any"] = "any"  # the first method that recognises a credential decides
     rules: str | None = None           # a rule file (rules/…yaml), relative to this config
     strip_auth: bool = True            # the upstream never sees the client's credentials
+    segregate_by_client: bool = False  # one session per identity *and* client ID
     drop_headers: tuple[str, ...] = () # client headers never forwarded (e.g. X-Forwarded-User)
 
     def __post_init__(self):
@@ -207,3 +209,11 @@ class GatewayConfig:
     logging: LoggingConfig = LoggingConfig()
     ops: OpsConfig = OpsConfig()
     secret_key: Secret | None = field(default=None, metadata={"parse": _secret})
+    providers: tuple[ProviderConfig, ...] = ()  # trusted token issuers (JWT / OIDC)
+
+    def provider(self, name: str) -> ProviderConfig:
+        """The provider called ``name``; KeyError when there is none."""
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        raise KeyError(name)

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from ..authn.credentials import CredentialPlaces
 from ..context import context_of
-from ..mutate.headers import drop_headers, environ_key, inject_headers
-
-CREDENTIAL_HEADERS = ("Authorization",)
+from ..mutate.headers import drop_cookies, drop_headers, drop_query, environ_key, inject_headers
 
 
 class Mutate:
     """Shapes what the upstream receives.
 
     :param app: the upstream WSGI app.
-    :param strip_auth: remove the client's credentials (``Authorization``, and what
-        ``credential_headers`` adds) before the upstream.
-    :param credential_headers: more headers that carry credentials for this API.
+    :param strip_auth: remove the client's credentials before the upstream.
+    :param credentials: where the API's methods read credentials (headers, cookies,
+        query parameters); all of them are removed when ``strip_auth`` is set.
+        ``Authorization`` always is.
     :param drop: client headers never forwarded, e.g. ``X-Forwarded-User``.
 
     Every header the gateway injects (``ctx.upstream_headers``) is first removed from
@@ -24,14 +24,21 @@ class Mutate:
     """
 
     def __init__(self, app: Callable, *, strip_auth: bool = True,
-                 credential_headers: Iterable[str] = (), drop: Iterable[str] = ()):
+                 credentials: CredentialPlaces = CredentialPlaces(), drop: Iterable[str] = ()):
         self.app = app
-        stripped = [*CREDENTIAL_HEADERS, *credential_headers] if strip_auth else []
-        self.drop_keys = tuple(dict.fromkeys(environ_key(h) for h in [*stripped, *drop]))
+        places = credentials | CredentialPlaces(headers=("Authorization",)) if strip_auth \
+            else CredentialPlaces()
+        self.drop_keys = tuple(dict.fromkeys(environ_key(h) for h in [*places.headers, *drop]))
+        self.cookies = frozenset(places.cookies)
+        self.query = frozenset(places.query)
 
     def __call__(self, environ, start_response):
         ctx = context_of(environ)
         drop_headers(environ, self.drop_keys)
+        if self.cookies and "HTTP_COOKIE" in environ:
+            drop_cookies(environ, self.cookies)
+        if self.query and environ.get("QUERY_STRING"):
+            drop_query(environ, self.query)
         if ctx.upstream_headers:
             drop_headers(environ, map(environ_key, ctx.upstream_headers))
             inject_headers(environ, ctx.upstream_headers)

@@ -6,6 +6,7 @@ Plain functions on the WSGI environ; the Mutate middleware calls them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from urllib.parse import unquote_plus
 
 MAX_HEADER_VALUE = 8192
 
@@ -26,6 +27,23 @@ def drop_headers(environ: dict, keys: Iterable[str]) -> None:
     """Remove the request headers with these environ keys."""
     for key in keys:
         environ.pop(key, None)
+
+
+def drop_cookies(environ: dict, names: frozenset[str]) -> None:
+    """Remove the named cookies from the Cookie header (others are kept as sent)."""
+    kept = [part for part in environ["HTTP_COOKIE"].split(";")
+            if part.split("=", 1)[0].strip() not in names]
+    if kept:
+        environ["HTTP_COOKIE"] = ";".join(kept).strip()
+    else:
+        del environ["HTTP_COOKIE"]
+
+
+def drop_query(environ: dict, names: frozenset[str]) -> None:
+    """Remove the named parameters from the query string (others are kept as sent)."""
+    kept = [part for part in environ["QUERY_STRING"].split("&")
+            if unquote_plus(part.split("=", 1)[0]) not in names]
+    environ["QUERY_STRING"] = "&".join(kept)
 
 
 def inject_headers(environ: dict, headers: Mapping[str, str]) -> None:

@@ -1,0 +1,1 @@
+"""JWT / OpenID Connect access tokens: providers, key sets, verification, identity."""

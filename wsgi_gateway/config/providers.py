@@ -1,0 +1,140 @@
+"""Trusted token issuers (``providers:``): where their keys come from, what they may sign."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from .secrets import Secret, resolve_secret
+from .typed import Where, parsed
+from .units import parse_duration
+
+ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                        "ES256", "ES384", "ES512", "EdDSA", "Ed25519"})
+SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _duration(default: float) -> Any:
+    return field(default=default, metadata={"parse": parsed(parse_duration)})
+
+
+def _secret(node: object, where: Where) -> Secret:
+    return resolve_secret(node, where.base_dir)
+
+
+def check_url(url: str, what: str) -> None:
+    """https, or http only to a loopback host (for a local IdP); raises ValueError."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname in _LOOPBACK:
+        return
+    raise ValueError(f"{what} {url!r} must be an https URL (http only to a loopback host)")
+
+
+@dataclass(frozen=True)
+class StaticKeyConfig:
+    """One key given in the config: exactly one of ``pem``, ``pem_file``, ``jwk``,
+    ``jwks_file`` or ``secret`` (an HMAC secret from env or file)."""
+
+    kid: str | None = None
+    pem: str | None = None               # a public key, PEM text
+    pem_file: str | None = None          # a public key, PEM file (relative to the config)
+    jwk: Mapping[str, Any] | None = None  # a public JWK
+    jwks_file: str | None = None         # a JWK set file
+    secret: Secret | None = field(default=None, metadata={"parse": _secret})
+    secret_encoding: Literal["base64url", "base64", "raw"] = "base64url"
+
+    def __post_init__(self):
+        given = [n for n in ("pem", "pem_file", "jwk", "jwks_file", "secret")
+                 if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("a key needs exactly one of pem, pem_file, jwk, jwks_file, secret")
+
+    @property
+    def symmetric(self) -> bool:
+        return self.secret is not None
+
+
+@dataclass(frozen=True)
+class JwksConfig:
+    """How a provider's published key set is fetched and cached."""
+
+    timeout: float = _duration(2.0)          # connect and read, per fetch
+    default_ttl: float = _duration(3600.0)   # when the response has no Cache-Control max-age
+    min_ttl: float = _duration(300.0)        # max-age is honoured within [min_ttl, max_ttl]
+    max_ttl: float = _duration(86400.0)
+    refetch_interval: float = _duration(30.0)  # an unknown kid refetches at most this often
+    warmup: float = _duration(5.0)           # how long a starting worker waits for keys
+
+    def __post_init__(self):
+        if not 0 < self.timeout <= 30:
+            raise ValueError("timeout must be within (0, 30s]")
+        if not 0 < self.min_ttl <= self.default_ttl <= self.max_ttl:
+            raise ValueError("need 0 < min_ttl <= default_ttl <= max_ttl")
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """A trusted issuer of JWT access tokens (or OpenID Connect ID tokens).
+
+    Keys come from exactly one of: OIDC ``discovery``, an explicit ``jwks_uri``, or
+    static ``keys``. A token is routed to its provider by its ``iss``.
+    """
+
+    name: str
+    issuer: str
+    algorithms: tuple[str, ...]           # explicit allow-list; never 'none'
+    discovery: bool = False
+    jwks_uri: str | None = None
+    keys: tuple[StaticKeyConfig, ...] = ()
+    audiences: tuple[str, ...] = ()       # the token's aud must contain one of these
+    allow_any_audience: bool = False      # explicit opt-out of the audience check
+    client_ids: tuple[str, ...] = ()      # approved clients (azp, client_id, or aud); empty = any
+    token_types: tuple[Literal["access", "id"], ...] = ("access",)
+    access_token_typ: tuple[str, ...] = ("at+jwt", "jwt", "")  # accepted typ headers; "" = absent
+    clock_skew: float = _duration(30.0)
+    require_exp: bool = True
+    max_lifetime: float | None = field(default=None, metadata={"parse": parsed(parse_duration)})
+    required_claims: tuple[str, ...] = ()
+    identity_claim: str = "sub"           # dot notation reaches nested claims
+    scope_claim: str = "scope"            # a space-delimited string or a list
+    client_id_claims: tuple[str, ...] = ("azp", "client_id", "cid")
+    org_claim: str | None = None          # sessions key on this instead of the issuer
+    max_token_size: int = 8192
+    jwks: JwksConfig = JwksConfig()
+
+    def __post_init__(self):
+        sources = [bool(self.discovery), self.jwks_uri is not None, bool(self.keys)]
+        if sum(sources) != 1:
+            raise ValueError("give exactly one key source: discovery: true, jwks_uri, or keys")
+        check_url(self.issuer, "issuer") if (self.discovery or self.jwks_uri) else None
+        if self.jwks_uri:
+            check_url(self.jwks_uri, "jwks_uri")
+        self._check_algorithms()
+        if not self.audiences and not self.allow_any_audience and "access" in self.token_types:
+            raise ValueError("audiences: give the audiences of this API's tokens "
+                             "(or allow_any_audience: true, not recommended)")
+        if "id" in self.token_types and not self.client_ids:
+            raise ValueError("token_types 'id' needs client_ids: an ID token's aud is the client ID")
+        if not self.token_types:
+            raise ValueError("token_types must name at least one of access, id")
+        if not 256 <= self.max_token_size <= 65536:
+            raise ValueError("max_token_size must be within 256..65536 bytes")
+
+    def _check_algorithms(self) -> None:
+        unknown = [a for a in self.algorithms if a not in ASYMMETRIC | SYMMETRIC]
+        if unknown or not self.algorithms:
+            raise ValueError(f"algorithms: unsupported {unknown or 'empty list'}; choose from "
+                             f"{', '.join(sorted(ASYMMETRIC | SYMMETRIC))}")
+        symmetric = [a for a in self.algorithms if a in SYMMETRIC]
+        has_secrets = any(k.symmetric for k in self.keys)
+        if symmetric and not has_secrets:
+            raise ValueError(f"{', '.join(symmetric)} need a static secret key; a published "
+                             "key set never supplies HMAC secrets")
+        if has_secrets and len(symmetric) != len(self.algorithms):
+            raise ValueError("a provider with HMAC secrets may list only HS* algorithms, so a "
+                             "secret can never verify an asymmetric algorithm or vice versa")
