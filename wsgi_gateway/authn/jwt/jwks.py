@@ -52,6 +52,9 @@ class StaticKeys:
     def refresh_for(self, kid: str | None) -> KeyIndex:
         return self.index
 
+    def _refetch_due(self) -> bool:
+        return self.monotonic() - self.state.last_refetch >= self.bounds.refetch_interval
+
     def warm(self, timeout: float | None = None) -> None:
         return None
 
@@ -64,6 +67,7 @@ class _State:
     index: KeyIndex | None = None
     refresh_at: float = 0.0          # monotonic time of the next background fetch
     last_attempt: float = -1e18      # monotonic time of the last fetch, good or bad
+    last_refetch: float = -1e18      # ... of the last fetch asked for by an unknown kid
     last_ok: bool = False
     failures: int = 0
     jwks_uri: str | None = None
@@ -85,7 +89,8 @@ class RemoteKeys:
         self.monotonic = monotonic
         self.state = _State(jwks_uri=provider.jwks_uri)
         self._fetch_lock = threading.Lock()
-        self._wake = threading.Event()
+        self._loaded = threading.Event()
+        self._stop = threading.Event()
         self._thread_pid: int | None = None
 
     # -- what verification asks -------------------------------------------------
@@ -101,25 +106,27 @@ class RemoteKeys:
         failed), so the caller answers 503 rather than calling the token bad.
         """
         self._ensure_thread()
-        if self.monotonic() - self.state.last_attempt >= self.bounds.refetch_interval:
-            if not self._fetch_lock.acquire(timeout=2 * self.bounds.timeout + 1):
-                raise KeysUnavailable("a key set fetch is already taking too long")
-            try:  # another request may have refetched while we waited
-                if self.monotonic() - self.state.last_attempt >= self.bounds.refetch_interval:
-                    self._fetch_and_store()
-            finally:
-                self._fetch_lock.release()
+        # Taking the lock also waits for a fetch already in flight (its result may
+        # hold this kid); the fetch itself happens at most once per interval.
+        if not self._fetch_lock.acquire(timeout=2 * self.bounds.timeout + 1):
+            raise KeysUnavailable("a key set fetch is already taking too long")
+        try:
+            if self._refetch_due():
+                self.state.last_refetch = self.monotonic()
+                self._fetch_and_store()
+        finally:
+            self._fetch_lock.release()
         if not self.state.last_ok or self.state.index is None:
             raise KeysUnavailable("the provider's keys are unavailable")
         return self.state.index
 
+    def _refetch_due(self) -> bool:
+        return self.monotonic() - self.state.last_refetch >= self.bounds.refetch_interval
+
     def warm(self, timeout: float | None = None) -> None:
         """Fetch now if never fetched, waiting at most ``timeout`` (default ``warmup``)."""
-        self._ensure_thread()
-        deadline = self.monotonic() + (self.bounds.warmup if timeout is None else timeout)
-        while self.state.index is None and self.monotonic() < deadline:
-            self._wake.set()
-            time.sleep(0.02)
+        self._ensure_thread()  # the new thread fetches at once
+        self._loaded.wait(self.bounds.warmup if timeout is None else timeout)
 
     def ready(self) -> str | None:
         if self.state.index is None:
@@ -137,16 +144,20 @@ class RemoteKeys:
                 threading.Thread(target=self._run, name=f"jwks-{self.provider.name}",
                                  daemon=True).start()
 
+    def close(self) -> None:
+        """Stop the refresh thread (keys already loaded stay usable)."""
+        self._stop.set()
+
     def _run(self) -> None:
         pid = os.getpid()
-        while self._thread_pid == pid:
+        while self._thread_pid == pid and not self._stop.is_set():
             wait = self.state.refresh_at - self.monotonic()
-            if wait > 0 and self._wake.wait(wait):
-                self._wake.clear()
-            if self.monotonic() < self.state.refresh_at and self.state.index is not None:
+            if wait > 0:
+                self._stop.wait(wait)
                 continue
             with self._fetch_lock:
-                self._fetch_and_store()
+                if self.monotonic() >= self.state.refresh_at:  # not just done by a request
+                    self._fetch_and_store()
 
     def _fetch_and_store(self) -> None:
         """Fetch once and record the outcome; the caller holds the fetch lock."""
@@ -156,7 +167,7 @@ class RemoteKeys:
             index, ttl = self._fetch()
         except Exception as exc:  # noqa: BLE001 - any fetch fault keeps the old keys
             state.failures += 1
-            state.refresh_at = self.monotonic() + min(60.0, 2.0 ** min(state.failures, 6) / 2)
+            state.refresh_at = self.monotonic() + min(60.0, 0.5 * 2.0 ** min(state.failures - 1, 7))
             if state.last_ok or state.failures == 1:
                 log.warning("provider %s: key set fetch failed (%s); %s", self.provider.name,
                             _describe(exc), f"serving {len(state.index)} cached keys"
@@ -168,6 +179,7 @@ class RemoteKeys:
                      f" ({'; '.join(index.skipped)})" if index.skipped else "")
         state.index, state.last_ok, state.failures = index, True, 0
         state.refresh_at = self.monotonic() + 0.8 * ttl
+        self._loaded.set()
 
     def _fetch(self) -> tuple[KeyIndex, float]:
         if self.provider.discovery and self.state.jwks_uri is None:

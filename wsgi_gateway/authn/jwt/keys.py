@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, Key, OctKey, OKPKey, RSAKey, import_key
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from joserfc.jwk import ECKey, Key, OctKey, OKPKey, RSAKey
 
 from ...config.providers import StaticKeyConfig
 
 _KTY = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
+_PEM_TYPES = ((rsa.RSAPublicKey, RSAKey), (ec.EllipticCurvePublicKey, ECKey),
+              (ed25519.Ed25519PublicKey, OKPKey), (ed448.Ed448PublicKey, OKPKey))
 
 
 @dataclass(frozen=True)
@@ -114,10 +118,19 @@ def _static_key(config: StaticKeyConfig, base_dir: Path) -> list[tuple[str | Non
         kid, key = _public_jwk(dict(config.jwk))
         return [(config.kid or kid, key)]
     pem = config.pem if config.pem is not None else (base_dir / config.pem_file).read_text()
-    key = import_key(pem.encode())
-    if key.is_private or isinstance(key, OctKey):
-        raise ValueError("give the public key, not a private key")
-    return [(config.kid, key)]
+    return [(config.kid, _public_pem(pem.encode()))]
+
+
+def _public_pem(pem: bytes) -> Key:
+    """A public key from PEM; its type read from the PEM, never guessed by joserfc."""
+    try:
+        public = serialization.load_pem_public_key(pem)
+    except ValueError:
+        raise ValueError("not a PEM public key (a private key or certificate is not accepted)") from None
+    for kind, cls in _PEM_TYPES:
+        if isinstance(public, kind):
+            return cls.import_key(pem)
+    raise ValueError(f"unsupported public key type {type(public).__name__}")
 
 
 def _secret_bytes(config: StaticKeyConfig) -> bytes:

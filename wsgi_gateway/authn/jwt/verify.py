@@ -14,20 +14,26 @@ import base64
 import binascii
 import json
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jws
-from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
+from joserfc.errors import (
+    ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError, SecurityWarning,
+)
 from joserfc.jwt import JWTClaimsRegistry
 from joserfc.jws import JWSRegistry
 
 from ...config.providers import ProviderConfig
 from .jwks import KeysUnavailable
 
+# joserfc warns on every use of the "EdDSA" name (RFC 9864 prefers "Ed25519"); IdPs
+# still sign with that name, and an operator who allowed it has decided.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
+
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*\Z")
-_REGISTRY = JWSRegistry(strict_check_header=False)  # header fields we don't know are ignored
 _KTY = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP", "HS": "oct"}
 MAX_KID = 256
 
@@ -100,6 +106,9 @@ class Verifier:
         self.keys = keys
         self.clock = clock
         self.algorithms = frozenset(provider.algorithms)
+        # joserfc uses the registry's allow-list (its own default is only the
+        # "recommended" three); unknown header fields are ignored, not fatal.
+        self.registry = JWSRegistry(algorithms=list(provider.algorithms), strict_check_header=False)
         self.access_typ = frozenset(t.lower() for t in provider.access_token_typ)
         self.audiences = frozenset(provider.audiences)
         self.client_ids = frozenset(provider.client_ids)
@@ -109,7 +118,7 @@ class Verifier:
         alg, kid = self._check_header(parsed.header)
         key = self._key(alg, kid)
         try:
-            jws.deserialize_compact(token, key, algorithms=[alg], registry=_REGISTRY)
+            jws.deserialize_compact(token, key, algorithms=[alg], registry=self.registry)
         except (JoseError, TypeError, ValueError):
             raise TokenRejected("the token's signature is invalid") from None
         claims = parsed.claims
@@ -134,8 +143,8 @@ class Verifier:
     def _key(self, alg: str, kid: str | None):
         kty = _KTY[alg[:2]]
         index = self.keys.keys()
-        if index is None:
-            raise KeysUnavailable("the provider's keys are not loaded yet")
+        if index is None:  # never loaded: try now (rate-limited), else 503
+            index = self.keys.refresh_for(kid)
         key = index.find(kid, kty)
         if key is None and kid is not None:
             key = self.keys.refresh_for(kid).find(kid, kty)  # may raise KeysUnavailable
