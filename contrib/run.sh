@@ -2,6 +2,7 @@
 # Set up everything on a fresh machine, then run the demo gateway or the test suite.
 #   bash contrib/run.sh demo    # the demo gateway on http://127.0.0.1:8000
 #   bash contrib/run.sh test    # the whole test suite (pytest arguments may follow)
+#   bash contrib/run.sh jwt-demo  # the JWT demo: a throwaway IdP on :9000, the gateway on :8000
 # Creates .venv (Python >= 3.11) with the package and its test extras, and installs
 # memcached from Debian's packages when it is missing (the tests start their own).
 set -euo pipefail
@@ -10,8 +11,8 @@ cd "$(dirname "$0")/.."
 command_name=${1:-}
 shift || true
 case "$command_name" in
-  demo|test|setup) ;;
-  *) echo "usage: bash contrib/run.sh demo|test|setup [pytest args...]" >&2; exit 64 ;;
+  demo|jwt-demo|test|setup) ;;
+  *) echo "usage: bash contrib/run.sh demo|jwt-demo|test|setup [pytest args...]" >&2; exit 64 ;;
 esac
 
 python=${PYTHON:-python3}
@@ -41,6 +42,12 @@ fi
 
 case "$command_name" in
   demo) exec .venv/bin/wsgi-gateway serve -c conf/demo.yaml "$@" ;;
+  jwt-demo)
+    .venv/bin/python -m contrib.demo.idp --port 9000 &
+    idp_pid=$!
+    trap 'kill $idp_pid 2>/dev/null' EXIT
+    sleep 1
+    .venv/bin/wsgi-gateway serve -c conf/jwt-demo.yaml "$@" ;;
   test) exec .venv/bin/python -m pytest "$@" ;;
   setup) echo "ready: .venv/bin/wsgi-gateway --help" ;;
 esac

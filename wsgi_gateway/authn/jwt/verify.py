@@ -109,6 +109,10 @@ class Verifier:
         # joserfc uses the registry's allow-list (its own default is only the
         # "recommended" three); unknown header fields are ignored, not fatal.
         self.registry = JWSRegistry(algorithms=list(provider.algorithms), strict_check_header=False)
+        self.claims_registry = JWTClaimsRegistry(
+            now=lambda: int(self.clock()), leeway=int(provider.clock_skew),
+            iss={"essential": True, "value": provider.issuer},
+            exp={"essential": provider.require_exp})
         self.access_typ = frozenset(t.lower() for t in provider.access_token_typ)
         self.audiences = frozenset(provider.audiences)
         self.client_ids = frozenset(provider.client_ids)
@@ -153,12 +157,8 @@ class Verifier:
         return key
 
     def _check_times(self, claims: dict[str, Any]) -> None:
-        registry = JWTClaimsRegistry(
-            now=lambda: int(self.clock()), leeway=int(self.provider.clock_skew),
-            iss={"essential": True, "value": self.provider.issuer},
-            exp={"essential": self.provider.require_exp})
         try:
-            registry.validate(claims)
+            self.claims_registry.validate(claims)
         except ExpiredTokenError:
             raise TokenRejected("the token has expired") from None
         except MissingClaimError:
