@@ -84,10 +84,17 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
     build = BuildContext(config, store or build_store(config.store), clock)
     authenticators: list[Authenticator] = []
     routes = []
+    problems: list[str] = []
     for api in config.apis:
-        api_app, api_authenticators = _api_stack(api, upstream, build)
+        try:
+            api_app, api_authenticators = _api_stack(api, upstream, build)
+        except ConfigError as err:  # report every API's faults, not just the first
+            problems.extend(p for p in err.problems if p not in problems)
+            continue
         authenticators.extend(api_authenticators)
         routes.append((api.path, api.name, api_app))
+    if problems:
+        raise ConfigError(problems)
     router = Router(routes, unmatched=upstream if config.routing.unmatched == "pass" else None)
     ops = OpsEndpoints(router, prefix=config.ops.prefix,
                        readiness=lambda: ready_reasons(build.store, authenticators))
@@ -95,6 +102,21 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
         ops, request_id_header=config.request_id.header,
         trust_incoming=config.request_id.trust_incoming, access_log=config.logging.access_log)
     return Gateway(config, stack, build.store, authenticators)
+
+
+def _rule_set(api: ApiConfig, build: BuildContext):
+    """The API's rules: its compiled rule file, or allow-all without one."""
+    if api.rules is None:
+        return AllowAll()
+    from .policy.engine import get_engine
+    from .policy.evaluate import CelRuleSet
+    from .policy.rulefile import load_rule_file
+
+    engine = get_engine(build.config.cel.engine)
+    path = (build.config.source.parent / api.rules).resolve()
+    rules = build.shared(("rules", str(path)),
+                         lambda: load_rule_file(path, engine, set(build.config.policies)))
+    return CelRuleSet(rules, engine, api.name, build.config.policies, clock=build.clock)
 
 
 def ready_reasons(store: Store, authenticators: list[Authenticator]) -> list[str]:
@@ -119,7 +141,8 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
         places = places | authenticator.credentials
     app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places, drop=api.drop_headers)
     app = Limits(app, limiter=NoLimits())
-    app = Rules(app, rules=AllowAll())
+    authenticate_challenges = [a.challenge for a in authenticators if a.challenge]
+    app = Rules(app, rules=_rule_set(api, build), challenges=authenticate_challenges)
     app = Authenticate(app, authenticators=authenticators,
                        segregate_by_client=api.segregate_by_client)
     return app, authenticators

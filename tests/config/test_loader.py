@@ -85,7 +85,7 @@ def test_config_objects_are_frozen(tmp_path):
                  "FILE:2: apis[0].upstream: URL upstreams (reverse proxy) are not supported yet; use 'app'",
                  id="url upstream"),
     pytest.param("apis:\n  - {name: a, path: /a, rules: rules/x.yaml}\n",
-                 "FILE:2: apis[0]: rules: CEL rule files are not supported", id="rules not yet"),
+                 "FILE:2: apis[0].rules: rule file 'rules/x.yaml' not found", id="missing rule file"),
     pytest.param("apis:\n  - {name: a, path: /a, strip_auth: 'yes please'}\n",
                  "FILE:2: apis[0].strip_auth: expected true or false, got str 'yes please'", id="wrong type"),
     pytest.param("server:\n  workerz: 2\n",

@@ -132,8 +132,8 @@ def test_check_rejects_typo_bad_duration_and_missing_secret(tmp_path):
                             cwd=REPO, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"error: {bad}:2: stroe: unknown key (did you mean 'store'?); allowed: apis, app, logging, "
-        "ops, providers, request_id, routing, secret_key, server, store",
+        f"error: {bad}:2: stroe: unknown key (did you mean 'store'?); allowed: apis, app, cel, logging, "
+        "ops, policies, providers, request_id, routing, secret_key, server, store",
         f"error: {bad}:4: store.timeout: expected a duration such as 30s, 5m or 1d, got '5 parsecs'",
         f"error: {bad}:5: secret_key: environment variable WSGI_GATEWAY_NOT_SET is not set or empty",
     ]

@@ -51,6 +51,7 @@ def parse_method(node: object, where: Where) -> AuthMethodConfig:
         method_id = node["method"]
         options_node = type(node)((k, v) for k, v in node.items() if k != "method")
         options_node.line, options_node.lines = getattr(node, "line", 0), getattr(node, "lines", {})
+        options_node.marks = getattr(node, "marks", {})
     else:
         where.problem("expected a method id (keyless, ...) or a mapping with 'method'")
         raise Invalid

@@ -49,6 +49,9 @@ def _check_whole(config: GatewayConfig, node: dict, where: Where) -> None:
             at.key(apis[i], "path").problem(f"overlaps the reserved ops prefix {config.ops.prefix!r}")
         seen_names.setdefault(api.name, i)
         seen_paths.setdefault(path, i)
+        if api.rules is not None and not (config.source.parent / api.rules).is_file():
+            at.key(apis[i], "rules").problem(f"rule file {api.rules!r} not found "
+                                             f"(relative to {config.source.parent})")
         for j, method in enumerate(api.auth):
             for name in getattr(method.options, "providers", ()):
                 if name not in {p.name for p in config.providers}:

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from .policies import PolicyConfig
 from .providers import ProviderConfig
 from .secrets import Secret, resolve_secret
 from .typed import Invalid, Where, parsed
@@ -112,7 +113,7 @@ class ApiConfig:
     auth: tuple[AuthMethodConfig, ...] = field(
         default=(AuthMethodConfig("keyless"),), metadata={"parse": _auth_methods})
     auth_mode: Literal["any"] = "any"  # the first method that recognises a credential decides
-    rules: str | None = None           # a rule file (rules/…yaml), relative to this config
+    rules: str | None = None           # a CEL rule file (rules/…yaml), relative to this config
     strip_auth: bool = True            # the upstream never sees the client's credentials
     segregate_by_client: bool = False  # one session per identity *and* client ID
     drop_headers: tuple[str, ...] = () # client headers never forwarded (e.g. X-Forwarded-User)
@@ -123,9 +124,6 @@ class ApiConfig:
         if not self.path.startswith("/") or "//" in self.path or "/./" in self.path + "/" \
                 or "/../" in self.path + "/":
             raise ValueError(f"path {self.path!r} must start with / and be normalised")
-        if self.rules is not None:
-            raise ValueError("rules: CEL rule files are not supported by this version yet; "
-                             "remove the key rather than run without the rules you meant")
 
 
 @dataclass(frozen=True)
@@ -196,6 +194,13 @@ _SERVER_FORBIDDEN = {
 
 
 @dataclass(frozen=True)
+class CelConfig:
+    """Which CEL engine evaluates the rules."""
+
+    engine: Literal["cel-python", "cel-cpp"] = "cel-python"  # cel-cpp: pip install 'wsgi-gateway[fast-cel]'
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """The whole configuration, as loaded from one file."""
 
@@ -210,6 +215,8 @@ class GatewayConfig:
     ops: OpsConfig = OpsConfig()
     secret_key: Secret | None = field(default=None, metadata={"parse": _secret})
     providers: tuple[ProviderConfig, ...] = ()  # trusted token issuers (JWT / OIDC)
+    policies: Mapping[str, PolicyConfig] = field(default_factory=lambda: _EMPTY)
+    cel: CelConfig = CelConfig()
 
     def provider(self, name: str) -> ProviderConfig:
         """The provider called ``name``; KeyError when there is none."""

@@ -7,6 +7,7 @@ line (1-based) of every key or item. Duplicate keys are an error, not a silent
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -14,18 +15,32 @@ import yaml
 from ..errors import ConfigError
 
 
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Where a scalar value starts: 1-based line and column, and its YAML style
+    (``None`` plain, ``'`` or ``"`` quoted, ``|`` or ``>`` block)."""
+
+    line: int
+    column: int
+    style: str | None
+
+
 class LocDict(dict):
-    """A dict that knows the line of each key (``lines[key]``) and its own ``line``."""
+    """A dict that knows the line of each key (``lines[key]``), where each value
+    starts (``marks[key]``) and its own ``line``."""
 
     line: int = 0
     lines: dict
+    marks: dict
 
 
 class LocList(list):
-    """A list that knows the line of each item (``lines[i]``) and its own ``line``."""
+    """A list that knows the line of each item (``lines[i]``), where each starts
+    (``marks[i]``) and its own ``line``."""
 
     line: int = 0
     lines: list
+    marks: list
 
 
 class _Loader(yaml.SafeLoader):
@@ -35,7 +50,7 @@ class _Loader(yaml.SafeLoader):
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LocDict:
     loader.flatten_mapping(node)
     out = LocDict()
-    out.line, out.lines = node.start_mark.line + 1, {}
+    out.line, out.lines, out.marks = node.start_mark.line + 1, {}, {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) and key is not None:
@@ -46,6 +61,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LocDict:
                                        f"duplicate key {key!r}", key_node.start_mark)
         out[key] = loader.construct_object(value_node, deep=True)
         out.lines[key] = key_node.start_mark.line + 1
+        out.marks[key] = _mark(value_node)
     return out
 
 
@@ -53,7 +69,13 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LocList:
     out = LocList(loader.construct_object(child, deep=True) for child in node.value)
     out.line = node.start_mark.line + 1
     out.lines = [child.start_mark.line + 1 for child in node.value]
+    out.marks = [_mark(child) for child in node.value]
     return out
+
+
+def _mark(node: yaml.Node) -> Mark:
+    style = getattr(node, "style", None) or None
+    return Mark(node.start_mark.line + 1, node.start_mark.column + 1, style)
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -75,6 +97,15 @@ def load_yaml(path: Path) -> object:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     return LocDict() if data is None else data
+
+
+def mark_of(container: object, key: object) -> Mark | None:
+    """Where ``container[key]``'s value starts, when the container came from YAML."""
+    marks = getattr(container, "marks", None)
+    try:
+        return marks[key] if marks is not None else None
+    except (KeyError, IndexError, TypeError):
+        return None
 
 
 def line_of(container: object, key: object) -> int:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..context import context_of
-from ..errors import GatewayError
+from ..errors import GatewayError, Unauthorized
 
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request
@@ -40,18 +40,24 @@ class Rules:
 
     :param app: the WSGI app to wrap.
     :param rules: the rule set to apply.
+    :param challenges: the API's ``WWW-Authenticate`` challenges, sent with a 401
+        from a failed ``validate`` rule.
     """
 
-    def __init__(self, app: Callable, *, rules: RuleSet):
+    def __init__(self, app: Callable, *, rules: RuleSet, challenges: Sequence[str] = ()):
         self.app = app
         self.rules = rules
+        self.challenges = tuple(challenges)
 
     def __call__(self, environ, start_response):
         ctx = context_of(environ)
         try:
             self.rules.evaluate(ctx, ctx.request(environ))
+        except Unauthorized as err:
+            ctx.decision = "invalid"
+            return err.with_challenges(self.challenges)(environ, start_response)
         except GatewayError as err:
-            ctx.decision = ctx.decision or "deny"
+            ctx.decision = "deny"
             return err(environ, start_response)
         ctx.decision = ctx.decision or "allow"
         return self.app(environ, start_response)

@@ -1,0 +1,379 @@
+"""Evaluating a rule file for one request: the decision, the policies, the headers.
+
+Speed: results that depend only on the token (``validate``, ``map``, ``assign`` and any
+rule reading only ``claims``, ``token``, ``identity`` and ``api``) are computed once per
+verified identity and cached with it; a repeated token re-runs none of them. A rule
+that reads ``request``, ``session`` or ``now`` runs per request, memoised on exactly the
+values its expression references (e.g. ``request.method``), bounded. The activation is
+built once per request and only converted into CEL values when a rule must run.
+
+Errors fail closed: an evaluation error counts as *not matched* in ``validate``,
+``allow`` and ``assign``, as *matched* in ``deny``; in ``map`` and ``headers`` the value
+is left out. Every rule's outcome is in the decision trail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachetools import LRUCache
+
+from ..config.policies import PolicyConfig
+from ..errors import Forbidden, InsufficientScope, InvalidToken
+from ..identity import Identity
+from ..mutate.headers import check_header_value
+from .engine import Engine, EvalError
+from .rulefile import Rule, RuleFile
+from .variables import (
+    TOKEN_ROOTS, base_identity, now_variable, request_variable, token_variable,
+)
+
+log = logging.getLogger("wsgi_gateway.rules")
+_UNSET = object()
+_PART_IDS = itertools.count()  # never reused, unlike id() of an evicted object
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one rule gave: a value, or the error that stopped it."""
+
+    value: Any = None
+    error: str | None = None
+
+    @property
+    def true(self) -> bool:
+        return self.error is None and self.value is True
+
+    def describe(self) -> str:
+        return f"error: {self.error}" if self.error else repr(self.value)
+
+
+@dataclass
+class Decision:
+    """The full result of a rule file for a request (also what ``explain`` prints)."""
+
+    allowed: bool = True
+    status: int = 200
+    reason: str | None = None
+    code: str | None = None
+    identity: dict[str, Any] = field(default_factory=dict)
+    policies: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    steps: list[tuple[str, str, str]] = field(default_factory=list)  # (rule, outcome, note)
+
+    def step(self, rule: Rule, outcome: Outcome, note: str = "") -> None:
+        self.steps.append((rule.name, outcome.describe(), note))
+
+    def refuse(self, status: int, reason: str, code: str | None = None) -> None:
+        if self.allowed:
+            self.allowed, self.status, self.reason, self.code = False, status, reason, code
+
+
+class _TokenPart:
+    """Everything that depends only on the identity (the verified token) and the API."""
+
+    __slots__ = ("identity", "activation", "identity_value", "static", "memo_id")
+
+    def __init__(self, identity: Identity, activation: dict, identity_value: dict):
+        self.identity = identity            # kept so id(identity) cannot be reused
+        self.activation = activation        # converted claims, token, identity, api
+        self.identity_value = identity_value  # the mapped identity, plain Python
+        self.static: dict[str, Outcome] = {}
+        self.memo_id = next(_PART_IDS)
+
+
+class CelRuleSet:
+    """The RuleSet of an API with a rule file (see ``middleware.rules.RuleSet``).
+
+    :param rules: the compiled rule file.
+    :param engine: the CEL engine it was compiled with.
+    :param api: the API's name (the ``api`` variable, and policy access rights).
+    :param policies: the config's policies by name.
+    :param clock: wall-clock seconds (``now``).
+    :param cache_size: token entries kept per worker; the same bound applies to each
+        rule's memo.
+    """
+
+    def __init__(self, rules: RuleFile, engine: Engine, api: str,
+                 policies: Mapping[str, PolicyConfig], *, clock: Callable[[], float] = time.time,
+                 cache_size: int = 10_000):
+        self.rules = rules
+        self.name = rules.path.name
+        self.engine = engine
+        self.api = api
+        self.policies = policies
+        self.clock = clock
+        self._api_value = engine.convert(api)
+        self._static = {r.name + r.section: _is_static(r) for r in rules.rules()}
+        self._tokens: LRUCache = LRUCache(maxsize=cache_size)
+        self._memo: LRUCache = LRUCache(maxsize=cache_size)
+        self._lock = threading.Lock()
+
+    # -- the RuleSet protocol ------------------------------------------------------
+    def evaluate(self, ctx, request) -> None:
+        decision = self.decide(ctx.identity, _RequestValues(request.environ, request, self))
+        for name, outcome, note in decision.steps:
+            ctx.record("rules", name, outcome, note)
+        if self.rules.shadow:
+            _log_shadow(ctx, self.name, decision)
+            ctx.record("rules", self.name, "shadow", "not enforced")
+            return
+        ctx.extras["identity"] = decision.identity
+        ctx.policies = tuple(decision.policies)
+        if not decision.allowed:
+            raise _refusal(decision)
+        ctx.upstream_headers.update(decision.headers)
+
+    # -- the decision --------------------------------------------------------------
+    def decide(self, identity: Identity, request: "_RequestValues") -> Decision:
+        """Evaluate every section for this identity and request."""
+        part = self._token_part(identity)
+        run = _Runner(self, part, request)
+        decision = Decision(identity=part.identity_value)
+        for rule in self.rules.map:
+            decision.step(rule, part.static[rule.name + rule.section], "identity." + rule.name)
+        self._validate(run, decision)
+        self._assign(run, decision)
+        self._access(request, decision)
+        self._deny(run, decision)
+        self._allow(run, decision)
+        if decision.allowed:
+            self._headers(run, decision)
+        return decision
+
+    def _validate(self, run, decision: Decision) -> None:
+        for rule in self.rules.validate:
+            outcome = run(rule)
+            decision.step(rule, outcome, _shadow_note(rule, not outcome.true, "would fail"))
+            if not outcome.true and not rule.shadow:
+                decision.refuse(401, rule.message)
+
+    def _assign(self, run, decision: Decision) -> None:
+        for rule in self.rules.assign:
+            outcome = run(rule)
+            note = f"policy {rule.policy}" + (" (shadow, not applied)" if rule.shadow else "")
+            decision.step(rule, outcome, note if outcome.true else "")
+            if outcome.true and not rule.shadow and rule.policy not in decision.policies:
+                decision.policies.append(rule.policy)
+        if not decision.policies and self.rules.default_policy:
+            decision.policies.append(self.rules.default_policy)
+            decision.steps.append(("default_policy", self.rules.default_policy, "no assign matched"))
+
+    def _access(self, request: "_RequestValues", decision: Decision) -> None:
+        if not (self.rules.assign or self.rules.default_policy):
+            return
+        if not decision.policies:
+            decision.refuse(403, "no policy applies to this identity")
+            return
+        method, path = request.method, request.path
+        known = [self.policies[p] for p in decision.policies if p in self.policies]
+        if known and not any(p.allows(self.api, method, path) for p in known):
+            decision.refuse(403, "no assigned policy grants access to this path")
+
+    def _deny(self, run, decision: Decision) -> None:
+        for rule in self.rules.deny:
+            outcome = run(rule)
+            matched = outcome.value is True or outcome.error is not None  # errors deny
+            decision.step(rule, outcome, _shadow_note(rule, matched, "would deny") or
+                          ("denies" if matched else ""))
+            if matched and not rule.shadow:
+                decision.refuse(403, rule.message, rule.code)
+
+    def _allow(self, run, decision: Decision) -> None:
+        enforced = [r for r in self.rules.allow if not r.shadow]
+        matched_any = False
+        for rule in self.rules.allow:
+            outcome = run(rule)
+            decision.step(rule, outcome, "allows" if outcome.true else "")
+            matched_any |= outcome.true and not rule.shadow
+        if enforced and not matched_any:
+            code = next((r.code for r in enforced if r.code), None)
+            decision.refuse(403, "no allow rule matched", code)
+
+    def _headers(self, run, decision: Decision) -> None:
+        for rule in self.rules.headers:
+            outcome = run(rule)
+            value = None if outcome.error else header_text(outcome.value)
+            note = ""
+            if value is not None:
+                try:
+                    check_header_value(rule.name, value)
+                except ValueError as exc:
+                    value, note = None, str(exc)
+            decision.step(rule, outcome, note or ("" if value is not None else "not sent"))
+            if value is not None:
+                decision.headers[rule.name] = value
+
+    # -- caching -------------------------------------------------------------------
+    def _token_part(self, identity: Identity) -> _TokenPart:
+        key = id(identity)
+        with self._lock:
+            part = self._tokens.get(key)
+        if part is not None and part.identity is identity:
+            return part
+        part = self._build_token_part(identity)
+        with self._lock:
+            self._tokens[key] = part
+        return part
+
+    def _build_token_part(self, identity: Identity) -> _TokenPart:
+        convert = self.engine.convert
+        activation = {"claims": convert(dict(identity.claims)), "token": convert(token_variable(identity)),
+                      "api": self._api_value}
+        mapped = base_identity(identity)
+        activation["identity"] = convert(mapped)
+        part = _TokenPart(identity, activation, mapped)
+        for rule in self.rules.map:  # map rules see the base identity
+            if self._static[rule.name + rule.section]:
+                outcome = _evaluate(rule, activation)
+                part.static[rule.name + rule.section] = outcome
+                if outcome.error is None:
+                    mapped[rule.name] = outcome.value
+        activation["identity"] = convert(mapped)
+        return part
+
+    def memo_get(self, key) -> Outcome | None:
+        with self._lock:
+            return self._memo.get(key)
+
+    def memo_put(self, key, outcome: Outcome) -> None:
+        with self._lock:
+            self._memo[key] = outcome
+
+    def is_static(self, rule: Rule) -> bool:
+        return self._static[rule.name + rule.section]
+
+
+class _RequestValues:
+    """The request-side variables, built lazily: most requests need few of them."""
+
+    def __init__(self, environ: dict, request, ruleset: CelRuleSet):
+        self.environ, self.request, self.ruleset = environ, request, ruleset
+        self._python: dict | None = None
+        self._converted: dict | None = None
+
+    @property
+    def method(self) -> str:
+        return self.environ.get("REQUEST_METHOD", "")
+
+    @property
+    def path(self) -> str:
+        return self.environ.get("PATH_INFO", "") or "/"
+
+    def python(self) -> dict[str, Any]:
+        if self._python is None:
+            self._python = {"request": request_variable(self.environ, self.request),
+                            "session": {}, "now": now_variable(self.ruleset.clock())}
+        return self._python
+
+    def converted(self) -> dict[str, Any]:
+        if self._converted is None:
+            convert = self.ruleset.engine.convert
+            self._converted = {k: convert(v) for k, v in self.python().items()}
+        return self._converted
+
+
+class _Runner:
+    """Runs one rule for one request: from the token cache, the memo, or the engine."""
+
+    def __init__(self, ruleset: CelRuleSet, part: _TokenPart, request: _RequestValues):
+        self.ruleset, self.part, self.request = ruleset, part, request
+
+    def __call__(self, rule: Rule) -> Outcome:
+        key = rule.name + rule.section
+        if self.ruleset.is_static(rule):
+            outcome = self.part.static.get(key)
+            if outcome is None:
+                outcome = self.part.static[key] = _evaluate(rule, self.part.activation)
+            return outcome
+        memo_key = self._memo_key(rule, key)
+        if memo_key is not None:
+            outcome = self.ruleset.memo_get(memo_key)
+            if outcome is not None:
+                return outcome
+        outcome = _evaluate(rule, {**self.part.activation, **self.request.converted()})
+        if memo_key is not None:
+            self.ruleset.memo_put(memo_key, outcome)
+        return outcome
+
+    def _memo_key(self, rule: Rule, key: str):
+        """The exact inputs the rule reads, when they are all known and hashable."""
+        values = []
+        python = None
+        for ref in sorted(rule.program.references):
+            root, _, rest = ref.partition(".")
+            if root in TOKEN_ROOTS:
+                continue  # fixed by the token part
+            if root == "now" or not rest:
+                return None
+            python = python or self.request.python()
+            value = _lookup(python.get(root), rest)
+            if value is _UNSET:
+                return None
+            values.append(value)
+        return (self.part.memo_id, key, tuple(values))
+
+
+def _lookup(value: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return _UNSET if value is not None else None
+        value = value.get(part)
+    if isinstance(value, (dict, list)):
+        return _UNSET  # not hashable as is; such rules run every time
+    return value
+
+
+def _evaluate(rule: Rule, activation: Mapping[str, Any]) -> Outcome:
+    try:
+        return Outcome(rule.program.evaluate(activation))
+    except EvalError as exc:
+        return Outcome(error=exc.message)
+
+
+def _is_static(rule: Rule) -> bool:
+    roots = {ref.partition(".")[0] for ref in rule.program.references}
+    return roots <= TOKEN_ROOTS
+
+
+def header_text(value: Any) -> str | None:
+    """A header value from a rule result: strings as they are, numbers and booleans in
+    CEL notation, lists joined with ", " (RFC 9110 list syntax); null and maps give none."""
+    if value is None or isinstance(value, dict):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        items = [header_text(v) for v in value]
+        return ", ".join(i for i in items if i is not None)
+    if isinstance(value, bytes):
+        return None
+    return str(value)
+
+
+def _shadow_note(rule: Rule, happened: bool, what: str) -> str:
+    return f"shadow: {what}" if rule.shadow and happened else ""
+
+
+def _refusal(decision: Decision):
+    if decision.status == 401:
+        return InvalidToken(decision.reason)
+    if decision.code == "insufficient_scope":
+        return InsufficientScope(decision.reason, headers={
+            "WWW-Authenticate": 'Bearer error="insufficient_scope"'})
+    return Forbidden(decision.reason)
+
+
+def _log_shadow(ctx, name: str, decision: Decision) -> None:
+    log.info("shadow rules evaluated", extra={"gw": {
+        "request_id": ctx.request_id, "rules": name,
+        "would": "allow" if decision.allowed else f"{decision.status} {decision.reason}",
+        "policies": ",".join(decision.policies) or "-",
+        "identity": decision.identity.get("id", "-"),
+        "headers": ",".join(decision.headers) or "-"}})
