@@ -39,6 +39,15 @@ class BuildContext:
         return self.resources[key]
 
 
+@dataclass(frozen=True)
+class ApiRuntime:
+    """One API as built: its config, authenticators and rule set (for explain, tests)."""
+
+    config: ApiConfig
+    authenticators: tuple[Authenticator, ...]
+    rules: object
+
+
 class Gateway:
     """The assembled gateway: a WSGI app, plus what operators ask of it.
 
@@ -46,10 +55,12 @@ class Gateway:
     """
 
     def __init__(self, config: GatewayConfig, stack: Callable, store: Store,
-                 authenticators: list[Authenticator]):
+                 apis: dict[str, ApiRuntime], router: Router):
         self.config = config
         self.store = store
-        self.authenticators = authenticators
+        self.apis = apis
+        self.router = router
+        self.authenticators = [a for api in apis.values() for a in api.authenticators]
         self._stack = stack
 
     def __call__(self, environ, start_response):
@@ -82,26 +93,26 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
             raise ConfigError(f"{config.source}: app: no WSGI app given (set 'app' or pass --app)")
         upstream = load_app(config.app, f"{config.source}: app")
     build = BuildContext(config, store or build_store(config.store), clock)
-    authenticators: list[Authenticator] = []
+    apis: dict[str, ApiRuntime] = {}
     routes = []
     problems: list[str] = []
     for api in config.apis:
         try:
-            api_app, api_authenticators = _api_stack(api, upstream, build)
+            api_app, apis[api.name] = _api_stack(api, upstream, build)
         except ConfigError as err:  # report every API's faults, not just the first
             problems.extend(p for p in err.problems if p not in problems)
             continue
-        authenticators.extend(api_authenticators)
         routes.append((api.path, api.name, api_app))
     if problems:
         raise ConfigError(problems)
     router = Router(routes, unmatched=upstream if config.routing.unmatched == "pass" else None)
+    authenticators = [a for api in apis.values() for a in api.authenticators]
     ops = OpsEndpoints(router, prefix=config.ops.prefix,
                        readiness=lambda: ready_reasons(build.store, authenticators))
     stack = RequestContextMiddleware(
         ops, request_id_header=config.request_id.header,
         trust_incoming=config.request_id.trust_incoming, access_log=config.logging.access_log)
-    return Gateway(config, stack, build.store, authenticators)
+    return Gateway(config, stack, build.store, apis, router)
 
 
 def _rule_set(api: ApiConfig, build: BuildContext):
@@ -141,8 +152,9 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
         places = places | authenticator.credentials
     app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places, drop=api.drop_headers)
     app = Limits(app, limiter=NoLimits())
-    authenticate_challenges = [a.challenge for a in authenticators if a.challenge]
-    app = Rules(app, rules=_rule_set(api, build), challenges=authenticate_challenges)
+    challenges = [a.challenge for a in authenticators if a.challenge]
+    rules = _rule_set(api, build)
+    app = Rules(app, rules=rules, challenges=challenges)
     app = Authenticate(app, authenticators=authenticators,
                        segregate_by_client=api.segregate_by_client)
-    return app, authenticators
+    return app, ApiRuntime(api, tuple(authenticators), rules)

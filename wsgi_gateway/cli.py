@@ -1,4 +1,4 @@
-"""The ``wsgi-gateway`` command: serve, check."""
+"""The ``wsgi-gateway`` command: serve, check, rules test, explain."""
 
 from __future__ import annotations
 
@@ -38,6 +38,22 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("-c", "--config", required=True, help="the gateway's YAML config")
     check.add_argument("--app", help="the wrapped WSGI app, module:callable (overrides 'app')")
     check.set_defaults(run=_check)
+
+    rules = commands.add_parser("rules", help="work with rule files")
+    rules_commands = rules.add_subparsers(required=True, metavar="COMMAND")
+    test = rules_commands.add_parser("test", help="run the rule test cases (NAME.test.yaml)")
+    test.add_argument("paths", nargs="*", default=["rules"], help="test files or folders (default: rules)")
+    test.add_argument("--engine", choices=["cel-python", "cel-cpp"], default="cel-python")
+    test.set_defaults(run=_rules_test)
+
+    explain = commands.add_parser("explain", help="show how the rules decide a request")
+    explain.add_argument("-c", "--config", required=True, help="the gateway's YAML config")
+    source = explain.add_mutually_exclusive_group(required=True)
+    source.add_argument("--token", help="an access token (verified with the config's providers)")
+    source.add_argument("--claims", help="a JSON or YAML file of claims (not verified)")
+    explain.add_argument("--request", required=True, help="'METHOD /path', e.g. 'GET /v1/orders'")
+    explain.add_argument("--header", action="append", default=[], help="K:V (repeatable)")
+    explain.set_defaults(run=_explain)
     return parser
 
 
@@ -49,12 +65,38 @@ def _check(args) -> int:
     return 0
 
 
+def _rules_test(args) -> int:
+    from .policy.engine import get_engine
+    from .policy.testing import find_test_files, report, run_test_file
+
+    engine = get_engine(args.engine)
+    results = []
+    for path in find_test_files(args.paths):
+        results.extend(run_test_file(path, engine))
+    print(report(results))
+    if not results:
+        print("error: no rule test files found", file=sys.stderr)
+        return 1
+    return 0 if all(r.passed for r in results) else 1
+
+
+def _explain(args) -> int:
+    from .explain import explain
+
+    text, allowed = explain(args.config, token=args.token, claims_file=args.claims,
+                            request=args.request, headers=args.header)
+    print(text)
+    return 0 if allowed else 1
+
+
 def _serve(args) -> int:
+    from .logs import configure_logging
     from .serve import GatewayApplication, check
 
     config = check(args.config, args.app)
     overrides = {k: v for k, v in (("bind", args.bind), ("workers", args.workers)) if v}
-    application = GatewayApplication(config, overrides)
+    application = GatewayApplication(config, overrides, app=args.app)
+    configure_logging(config.logging)
     _print_banner(config, application.settings())
     application.run()
     return 0

@@ -13,6 +13,7 @@ Operators who keep their own ``gunicorn.conf.py`` load the gateway directly::
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,10 @@ from gunicorn.app.base import BaseApplication
 from .app import Gateway, build_app
 from .config import GatewayConfig
 from .config import load_config as load_gateway_config
+from .errors import ConfigError
 from .logs import configure_logging
+
+log = logging.getLogger("wsgi_gateway")
 
 DEFAULT_SERVER: Mapping[str, Any] = {
     "bind": ["127.0.0.1:8000"],
@@ -59,12 +63,29 @@ class GatewayApplication(BaseApplication):
     :param config: the loaded gateway config.
     :param overrides: gunicorn settings from the command line; they win over the
         config's ``server:`` section, which wins over :data:`DEFAULT_SERVER`.
+    :param app: the ``--app`` override, kept across reloads.
+
+    On SIGHUP gunicorn reloads: the config file and every rule file are read and
+    compiled again in the master; new workers start with the new set. A broken new set
+    is rejected with its errors logged, and the workers keep the old one.
     """
 
-    def __init__(self, config: GatewayConfig, overrides: Mapping[str, Any] | None = None):
+    def __init__(self, config: GatewayConfig, overrides: Mapping[str, Any] | None = None,
+                 app: str | None = None):
         self.gateway_config = config
         self.overrides = dict(overrides or {})
+        self.app_override = app
         super().__init__()
+
+    def reload(self) -> None:  # gunicorn's hook on SIGHUP, in the master
+        try:
+            self.gateway_config = check(self.gateway_config.source, self.app_override)
+        except ConfigError as err:
+            log.error("reload rejected, the running configuration stays: %s",
+                      "; ".join(err.problems))
+        else:
+            log.info("reloaded %s", self.gateway_config.source)
+        super().reload()
 
     def settings(self) -> dict[str, Any]:
         """The gunicorn settings in force."""
