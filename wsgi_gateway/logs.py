@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,21 +22,35 @@ access = logging.getLogger("wsgi_gateway.access")
 _FIELDS = ("request_id", "api", "method", "path", "status", "ms", "identity", "decision")
 
 
-class TextFormatter(logging.Formatter):
+class _CachedTime(logging.Formatter):
+    """Formats the time once per second: strftime dominated the cost of a log line."""
+
+    _second = -1
+    _stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
+        return f"{self._stamp},{int(record.msecs):03d}"
+
+
+class TextFormatter(_CachedTime):
     """``time level logger message key=value ...``"""
 
-    def __init__(self):
-        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
-
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        line = f"{self.formatTime(record)} {record.levelname} {record.name} {record.getMessage()}"
         fields = getattr(record, "gw", None)
-        if fields:
-            line += " " + " ".join(f"{k}={_text(v)}" for k, v in fields.items())
+        if fields:  # quote what a client can influence; the rest is known to be plain
+            line += " " + " ".join(f"{k}={v if k in _PLAIN_FIELDS else _text(v)}"
+                                   for k, v in fields.items())
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
         return line
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(_CachedTime):
     """One JSON object per line: time, level, logger, message, and the request fields."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -66,8 +82,8 @@ def log_request(ctx: "RequestContext", environ: dict, status: str, seconds: floa
         return
     identity = ctx.identity
     fields = {
-        "request_id": ctx.request_id,
-        "api": ctx.api or "-",
+        "request_id": ctx.request_id,              # validated or generated
+        "api": ctx.api or "-",                     # a config name
         "method": environ.get("REQUEST_METHOD", "-"),
         "path": environ.get("PATH_INFO", "") or "/",
         "status": status.split(" ", 1)[0],
@@ -75,11 +91,17 @@ def log_request(ctx: "RequestContext", environ: dict, status: str, seconds: floa
         "identity": identity.alias if identity else "-",
         "decision": ctx.decision or "-",
     }
-    access.info("request", extra={"gw": fields})
+    # makeRecord + handle skips the caller lookup logger.info would do on every request
+    access.handle(access.makeRecord(access.name, logging.INFO, "", 0, "request", (), None,
+                                    extra={"gw": fields}))
+
+
+_PLAIN_FIELDS = frozenset({"request_id", "api", "status", "ms", "decision"})
+_PLAIN = re.compile(r'[^\s"=\\]+\Z')
 
 
 def _text(value: object) -> str:
-    text = str(value)
-    if not text or any(c in text for c in ' "=\\') or not text.isprintable():
-        return json.dumps(text)
-    return text
+    text = value if isinstance(value, str) else str(value)
+    if _PLAIN.match(text) and text.isprintable():
+        return text
+    return json.dumps(text)
