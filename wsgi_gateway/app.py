@@ -1,6 +1,7 @@
 """build_app: the gateway's middleware stack, assembled from config in one readable order.
 
-    RequestContext → Ops → Router → per API: Authenticate → Rules → Limits → Mutate → upstream
+    RequestContext → Ops → Router → per API:
+        Authenticate → Sessions → Rules → Limits → Mutate → upstream
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from .authn.registry import get_method
 from .config.model import ApiConfig, GatewayConfig
 from .errors import ConfigError, StoreError
 from .middleware import (
-    AllowAll, Authenticate, Limits, Mutate, NoLimits, OpsEndpoints, RequestContextMiddleware,
+    AllowAll, Authenticate, Limits, Mutate, OpsEndpoints, RequestContextMiddleware,
     Router, Rules,
 )
+from .limits.limiter import StoreLimiter
+from .limits.sessions import Sessions
+from .middleware.sessions import SessionLayer
 from .store import Store, build_store
 from .upstream import load_app
 
@@ -150,11 +154,19 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     places = CredentialPlaces()
     for authenticator in authenticators:
         places = places | authenticator.credentials
-    app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places, drop=api.drop_headers)
-    app = Limits(app, limiter=NoLimits())
+    config = build.config
     challenges = [a.challenge for a in authenticators if a.challenge]
     rules = _rule_set(api, build)
+    limiter = StoreLimiter(build.store, config.limits, api.name, config.policies,
+                           default_policy=api.default_policy, clock=build.clock)
+    app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places, drop=api.drop_headers)
+    app = Limits(app, limiter=limiter)
     app = Rules(app, rules=rules, challenges=challenges)
+    if config.sessions.enabled:
+        sessions = build.shared("sessions", lambda: Sessions(build.store, config.sessions,
+                                                             clock=build.clock))
+        app = SessionLayer(app, sessions=sessions, header=config.sessions.header,
+                           challenges=challenges)
     app = Authenticate(app, authenticators=authenticators,
                        segregate_by_client=api.segregate_by_client)
     return app, ApiRuntime(api, tuple(authenticators), rules)

@@ -131,12 +131,11 @@ def test_check_rejects_typo_bad_duration_and_missing_secret(tmp_path):
     result = subprocess.run([sys.executable, "-m", "wsgi_gateway.cli", "check", "-c", str(bad)],
                             cwd=REPO, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [
-        f"error: {bad}:2: stroe: unknown key (did you mean 'store'?); allowed: apis, app, cel, logging, "
-        "ops, policies, providers, request_id, routing, secret_key, server, store",
-        f"error: {bad}:4: store.timeout: expected a duration such as 30s, 5m or 1d, got '5 parsecs'",
-        f"error: {bad}:5: secret_key: environment variable WSGI_GATEWAY_NOT_SET is not set or empty",
-    ]
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith(f"error: {bad}:2: stroe: unknown key (did you mean 'store'?); allowed: ")
+    assert lines[1] == f"error: {bad}:4: store.timeout: expected a duration such as 30s, 5m or 1d, got '5 parsecs'"
+    assert lines[2] == f"error: {bad}:5: secret_key: environment variable WSGI_GATEWAY_NOT_SET is not set or empty"
 
 
 def test_gunicorn_loads_the_gateway_directly(tmp_path):

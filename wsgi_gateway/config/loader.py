@@ -49,6 +49,9 @@ def _check_whole(config: GatewayConfig, node: dict, where: Where) -> None:
             at.key(apis[i], "path").problem(f"overlaps the reserved ops prefix {config.ops.prefix!r}")
         seen_names.setdefault(api.name, i)
         seen_paths.setdefault(path, i)
+        if api.default_policy is not None and api.default_policy not in config.policies:
+            at.key(apis[i], "default_policy").problem(
+                f"unknown policy {api.default_policy!r}; defined: {', '.join(config.policies) or 'none'}")
         if api.rules is not None and not (config.source.parent / api.rules).is_file():
             at.key(apis[i], "rules").problem(f"rule file {api.rules!r} not found "
                                              f"(relative to {config.source.parent})")

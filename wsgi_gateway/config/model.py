@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from .limits import LimitsConfig, SessionsConfig
 from .policies import PolicyConfig
 from .providers import ProviderConfig
 from .secrets import Secret, resolve_secret
@@ -116,6 +117,7 @@ class ApiConfig:
     rules: str | None = None           # a CEL rule file (rules/…yaml), relative to this config
     strip_auth: bool = True            # the upstream never sees the client's credentials
     segregate_by_client: bool = False  # one session per identity *and* client ID
+    default_policy: str | None = None  # applied when the rules assign none (or there are none)
     drop_headers: tuple[str, ...] = () # client headers never forwarded (e.g. X-Forwarded-User)
 
     def __post_init__(self):
@@ -217,6 +219,8 @@ class GatewayConfig:
     providers: tuple[ProviderConfig, ...] = ()  # trusted token issuers (JWT / OIDC)
     policies: Mapping[str, PolicyConfig] = field(default_factory=lambda: _EMPTY)
     cel: CelConfig = CelConfig()
+    limits: LimitsConfig = LimitsConfig()
+    sessions: SessionsConfig = SessionsConfig()
 
     def provider(self, name: str) -> ProviderConfig:
         """The provider called ``name``; KeyError when there is none."""

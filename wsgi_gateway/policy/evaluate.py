@@ -31,7 +31,7 @@ from ..mutate.headers import check_header_value
 from .engine import Engine, EvalError
 from .rulefile import Rule, RuleFile
 from .variables import (
-    TOKEN_ROOTS, base_identity, now_variable, request_variable, token_variable,
+    TOKEN_ROOTS, base_identity, now_variable, request_variable, session_variable, token_variable,
 )
 
 log = logging.getLogger("wsgi_gateway.rules")
@@ -117,7 +117,8 @@ class CelRuleSet:
 
     # -- the RuleSet protocol ------------------------------------------------------
     def evaluate(self, ctx, request) -> None:
-        decision = self.decide(ctx.identity, _RequestValues(request.environ, request, self))
+        values = _RequestValues(request.environ, request, self, ctx.extras.get("session"))
+        decision = self.decide(ctx.identity, values)
         for name, outcome, note in decision.steps:
             ctx.record("rules", name, outcome, note)
         if self.rules.shadow:
@@ -253,8 +254,9 @@ class CelRuleSet:
 class _RequestValues:
     """The request-side variables, built lazily: most requests need few of them."""
 
-    def __init__(self, environ: dict, request, ruleset: CelRuleSet):
+    def __init__(self, environ: dict, request, ruleset: CelRuleSet, session: dict | None = None):
         self.environ, self.request, self.ruleset = environ, request, ruleset
+        self.session = session
         self._python: dict | None = None
         self._converted: dict | None = None
 
@@ -269,7 +271,8 @@ class _RequestValues:
     def python(self) -> dict[str, Any]:
         if self._python is None:
             self._python = {"request": request_variable(self.environ, self.request),
-                            "session": {}, "now": now_variable(self.ruleset.clock())}
+                            "session": session_variable(self.session),
+                            "now": now_variable(self.ruleset.clock())}
         return self._python
 
     def converted(self) -> dict[str, Any]:

@@ -58,3 +58,11 @@ def request_variable(environ: dict, request) -> dict[str, Any]:
 
 def now_variable(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def session_variable(record: dict | None) -> dict[str, Any]:
+    """``session``: id, created, last_seen (Unix seconds), meta; empty without a session."""
+    if not record:
+        return {"id": "", "created": 0.0, "last_seen": 0.0, "meta": {}}
+    return {"id": record.get("id", ""), "created": float(record.get("created", 0.0)),
+            "last_seen": float(record.get("last_seen", 0.0)), "meta": dict(record.get("meta") or {})}

@@ -1,0 +1,1 @@
+"""Sessions, rate limits and quotas, counted in the store."""

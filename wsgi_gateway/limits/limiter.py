@@ -1,0 +1,169 @@
+"""The store-backed Limiter: rate limits and quotas from the request's merged policies.
+
+Steady state costs at most two store round trips: one ``incr`` for the rate window and
+one for the quota period (the previous window's count is read once per window and
+kept). Counters key on the session ID, so they follow an identity across token
+re-issue; anonymous requests key on the client address.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ..config.limits import LimitsConfig
+from ..config.policies import PolicyConfig, most_permissive
+from ..config.units import Rate
+from ..errors import Forbidden, ServiceUnavailable, StoreError, TooManyRequests
+from ..store.base import Store
+from .counters import ExactCounter, LeasedCounter, PreviousWindows
+from .windows import Verdict, Window, sliding_count
+
+log = logging.getLogger("wsgi_gateway.limits")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits in force for one request: the most permissive of its policies."""
+
+    rate: Rate | None
+    quota: Rate | None
+
+    @classmethod
+    def merge(cls, names: tuple[str, ...], policies: Mapping[str, PolicyConfig]) -> "Limits":
+        found = [policies[n] for n in names if n in policies]
+        rates = [p.rate for p in found if p.rate]
+        quotas = [p.quota for p in found if p.quota]
+        # a policy without a rate (or quota) is unlimited on that count
+        unlimited_rate = any(p.rate is None for p in found)
+        unlimited_quota = any(p.quota is None for p in found)
+        return cls(None if unlimited_rate else most_permissive(rates),
+                   None if unlimited_quota else most_permissive(quotas))
+
+
+class StoreLimiter:
+    """The :class:`~wsgi_gateway.middleware.limits.Limiter` on the gateway's store.
+
+    :param store: where counters live (memcached for several workers or hosts).
+    :param config: algorithm, mode, headers, failure behaviour.
+    :param api: the API's name (counters are per API).
+    :param policies: the config's policies by name.
+    :param default_policy: the API's policy when the rules assigned none.
+    :param clock: wall-clock seconds.
+    """
+
+    def __init__(self, store: Store, config: LimitsConfig, api: str,
+                 policies: Mapping[str, PolicyConfig], *, default_policy: str | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.store, self.config, self.api = store, config, api
+        self.policies = policies
+        self.default = (default_policy,) if default_policy else ()
+        self.clock = clock
+        self.counter = (LeasedCounter(store, config.lease) if config.mode == "leased"
+                        else ExactCounter(store))
+        self.previous = PreviousWindows(store, clock)
+        self._failing = False
+        self._merged: dict[tuple[str, ...], Limits] = {}
+
+    def limits_for(self, names: tuple[str, ...]) -> Limits:
+        merged = self._merged.get(names)
+        if merged is None:
+            merged = self._merged[names] = Limits.merge(names, self.policies)
+            if len(self._merged) > 1024:  # bounded: policy combinations are few
+                self._merged.clear()
+        return merged
+
+    def check(self, ctx, request) -> list[tuple[str, str]]:
+        limits = self.limits_for(ctx.policies or self.default)
+        if limits.rate is None and limits.quota is None:
+            return []
+        subject = ctx.session_id or f"addr:{request.remote_addr or '-'}"
+        try:
+            verdicts = self._count(limits, subject, ctx)
+        except StoreError:
+            return self._store_failed(ctx)
+        self._recovered()
+        ctx.extras["limits"] = verdicts
+        headers = rate_limit_headers(verdicts, self.config.headers, self.clock())
+        for verdict in verdicts:
+            if not verdict.allowed:
+                raise self._refusal(verdict, headers)
+        return headers
+
+    def _count(self, limits: Limits, subject: str, ctx) -> list[Verdict]:
+        now = self.clock()
+        verdicts = []
+        if limits.rate is not None:
+            verdicts.append(self._rate(limits.rate, subject, now))
+            if not verdicts[-1].allowed:
+                return verdicts  # a refused request does not spend quota
+        if limits.quota is not None:
+            verdicts.append(self._quota(limits.quota, subject, now, ctx))
+        return verdicts
+
+    def _rate(self, rate: Rate, subject: str, now: float) -> Verdict:
+        window = Window.at(now, rate.period)
+        base = f"rl:{self.api}:{subject}:{rate.period:g}"
+        sliding = self.config.algorithm == "sliding"
+        current = self.counter.next(f"{base}:{window.index}", window.counter_ttl(sliding))
+        used: float = current
+        if sliding:
+            previous = self.previous.count(f"{base}:{window.index - 1}", window.resets_in + 1)
+            used = sliding_count(previous, current, window)
+        return Verdict("rate", rate.count, rate.period, used, window.resets_in)
+
+    def _quota(self, quota: Rate, subject: str, now: float, ctx) -> Verdict:
+        anchor = 0.0
+        if self.config.quota_renewal == "first_use":
+            anchor = float((ctx.extras.get("session") or {}).get("created", 0.0))
+        window = Window.at(now, quota.period, anchor)
+        key = f"q:{self.api}:{subject}:{quota.period:g}:{int(anchor)}:{window.index}"
+        used = self.counter.next(key, window.counter_ttl(False))
+        return Verdict("quota", quota.count, quota.period, used, window.resets_in)
+
+    def _refusal(self, verdict: Verdict, headers: list[tuple[str, str]]):
+        extra = dict(headers)
+        if verdict.kind == "quota":
+            detail = f"the quota of {verdict.limit} requests per {verdict.period:g}s is used up"
+            if self.config.quota_status == 403:
+                return Forbidden(detail, headers=extra)
+            return TooManyRequests(detail, retry_after=verdict.retry_after, headers=extra)
+        detail = f"the rate limit of {verdict.limit} requests per {verdict.period:g}s is reached"
+        return TooManyRequests(detail, retry_after=verdict.retry_after, headers=extra)
+
+    def _store_failed(self, ctx) -> list[tuple[str, str]]:
+        if not self._failing:
+            self._failing = True
+            log.warning("limits: the store is unavailable; requests are %s",
+                        "served without limits" if self.config.on_store_failure == "open"
+                        else "refused with 503")
+        ctx.record("limits", self.api, "store unavailable", self.config.on_store_failure)
+        if self.config.on_store_failure == "closed":
+            raise ServiceUnavailable("rate limits cannot be checked now", retry_after=1)
+        return []
+
+    def _recovered(self) -> None:
+        if self._failing:
+            self._failing = False
+            log.info("limits: the store is back; counting again")
+
+
+def rate_limit_headers(verdicts: list[Verdict], which: str, now: float) -> list[tuple[str, str]]:
+    """``X-RateLimit-*`` (the first verdict shown; reset as a Unix time, as Tyk and
+    GitHub do) and the IETF ``RateLimit-Policy`` / ``RateLimit`` fields (reset in
+    seconds), for the configured kinds."""
+    shown = [v for v in verdicts if which == "both" or v.kind == which]
+    if not shown:
+        return []
+    tightest = min(shown, key=lambda v: (v.remaining, v.resets_in))
+    headers = [
+        ("X-RateLimit-Limit", str(tightest.limit)),
+        ("X-RateLimit-Remaining", str(tightest.remaining)),
+        ("X-RateLimit-Reset", str(int(now + tightest.resets_in + 0.999))),
+        ("RateLimit-Policy", ", ".join(f'"{v.kind}";q={v.limit};w={int(v.period)}' for v in shown)),
+        ("RateLimit", ", ".join(f'"{v.kind}";r={v.remaining};t={int(v.resets_in + 0.999)}'
+                                for v in shown)),
+    ]
+    return headers

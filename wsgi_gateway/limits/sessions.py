@@ -1,0 +1,176 @@
+"""Session records: one per internal session ID, with revocation.
+
+A record (JSON in the store under ``sess:<id>``) keeps the policies last applied, when
+the session was first and last used, and metadata rules can read as ``session``. It is
+read at most once per ``cache_ttl`` (≤ 1 s) per worker, together with the revocation
+markers, in one ``get_many``: a revoked session is refused on every worker within a
+second. Limits are never stored in it: they are computed from the current policies on
+every request, so a changed policy applies at once to existing sessions.
+
+Revoking refuses every credential issued before the revocation (by ``iat``; a
+credential without ``iat`` is refused until the marker expires). Credentials issued
+later work again: revocation ends sessions, not identities (use the IdP for that).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cachetools import TTLCache
+
+from ..config.limits import SessionsConfig
+from ..errors import InvalidToken, ServiceUnavailable, StoreError
+from ..store.base import Store
+from ..store.keys import digest_key
+
+log = logging.getLogger("wsgi_gateway.sessions")
+REVOCATION_TTL = 30 * 86400.0
+
+
+def session_key(session_id: str) -> str:
+    return f"sess:{session_id}"
+
+
+def revoked_key(session_id: str) -> str:
+    return f"revoked:{session_id}"
+
+
+def identity_revoked_key(issuer: str, subject: str) -> str:
+    return digest_key("revoked-id", f"{issuer}\x00{subject}")
+
+
+class Sessions:
+    """Reads, creates, touches and revokes session records.
+
+    :param store: the gateway's store.
+    :param config: cache TTL, touch interval, failure behaviour.
+    :param clock: wall-clock seconds.
+    """
+
+    def __init__(self, store: Store, config: SessionsConfig, *,
+                 clock: Callable[[], float] = time.time):
+        self.store, self.config, self.clock = store, config, clock
+        self._cache: TTLCache = TTLCache(maxsize=10_000, ttl=config.cache_ttl, timer=time.monotonic)
+        self._lock = threading.Lock()
+        self._failing = False
+
+    def resolve(self, ctx) -> dict[str, Any] | None:
+        """The session record of the request's identity; raises when it is revoked."""
+        identity, session_id = ctx.identity, ctx.session_id
+        if session_id is None or identity is None:
+            return None
+        try:
+            record, revoked_at = self._load(session_id, identity)
+        except StoreError:
+            return self._store_failed(ctx)
+        self._recovered()
+        if revoked_at is not None:
+            issued = identity.claims.get("iat") if identity.claims else None
+            if not isinstance(issued, (int, float)) or issued <= revoked_at:
+                raise InvalidToken("the session was revoked")
+        return record
+
+    def _load(self, session_id: str, identity) -> tuple[dict[str, Any], float | None]:
+        with self._lock:
+            cached = self._cache.get(session_id)
+        if cached is not None:
+            return cached
+        keys = [session_key(session_id), revoked_key(session_id),
+                identity_revoked_key(identity.issuer, identity.subject)]
+        found = self.store.get_many(keys)
+        record = _decode(found.get(keys[0]))
+        if record is None:
+            record = self._create(session_id, identity)
+        marks = [float(found[k]) for k in keys[1:] if _is_number(found.get(k))]
+        result = (record, max(marks) if marks else None)
+        with self._lock:
+            self._cache[session_id] = result
+        return result
+
+    def _create(self, session_id: str, identity) -> dict[str, Any]:
+        now = self.clock()
+        record = {"id": session_id, "alias": identity.alias, "issuer": identity.issuer,
+                  "subject": identity.subject, "client_id": identity.client_id,
+                  "created": now, "last_seen": now, "policies": [], "meta": {}}
+        if not self.store.add(session_key(session_id), _encode(record), self.config.ttl):
+            existing = _decode(self.store.get(session_key(session_id)))  # another worker won
+            record = existing or record
+        return record
+
+    def touch(self, ctx, record: dict[str, Any]) -> None:
+        """After the request: record last use and the policies applied (at most every
+        ``touch_interval``, or when the policies changed)."""
+        session_id = ctx.session_id
+        now = self.clock()
+        policies = list(ctx.policies)
+        if now - record.get("last_seen", 0) < self.config.touch_interval and \
+                record.get("policies") == policies:
+            return
+        record = {**record, "last_seen": now, "policies": policies}
+        try:
+            self.store.set(session_key(session_id), _encode(record), self.config.ttl)
+        except StoreError:
+            return  # last_seen is informational; the next touch retries
+        with self._lock:
+            entry = self._cache.get(session_id)
+            if entry is not None:
+                self._cache[session_id] = (record, entry[1])
+
+    def revoke(self, session_id: str) -> None:
+        """Refuse the session's credentials issued until now, on every worker within 1 s."""
+        self.store.set(revoked_key(session_id), repr(self.clock()).encode(), REVOCATION_TTL)
+
+    def revoke_identity(self, issuer: str, subject: str) -> None:
+        """The same for every session of one identity (every client, every API)."""
+        self.store.set(identity_revoked_key(issuer, subject), repr(self.clock()).encode(),
+                       REVOCATION_TTL)
+
+    def show(self, session_id: str) -> dict[str, Any] | None:
+        """The stored record, with its revocation time if any (for the CLI)."""
+        found = self.store.get_many([session_key(session_id), revoked_key(session_id)])
+        record = _decode(found.get(session_key(session_id)))
+        if record is not None and _is_number(found.get(revoked_key(session_id))):
+            record["revoked_at"] = float(found[revoked_key(session_id)])
+        return record
+
+    def _store_failed(self, ctx) -> dict[str, Any] | None:
+        if not self._failing:
+            self._failing = True
+            log.warning("sessions: the store is unavailable; requests are %s",
+                        "served without session checks" if self.config.on_store_failure == "open"
+                        else "refused with 503")
+        ctx.record("sessions", "-", "store unavailable", self.config.on_store_failure)
+        if self.config.on_store_failure == "closed":
+            raise ServiceUnavailable("sessions cannot be checked now", retry_after=1)
+        return None
+
+    def _recovered(self) -> None:
+        if self._failing:
+            self._failing = False
+            log.info("sessions: the store is back")
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def _decode(raw: bytes | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _is_number(raw: bytes | None) -> bool:
+    try:
+        return raw is not None and float(raw) >= 0
+    except ValueError:
+        return False
