@@ -1,4 +1,4 @@
-"""The ``wsgi-gateway`` command: serve, check, rules test, explain."""
+"""The ``wsgi-gateway`` command: serve, check, rules test, explain, sessions."""
 
 from __future__ import annotations
 
@@ -46,6 +46,20 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--engine", choices=["cel-python", "cel-cpp"], default="cel-python")
     test.set_defaults(run=_rules_test)
 
+    sessions = commands.add_parser("sessions", help="show or revoke sessions in the store")
+    sessions.add_argument("-c", "--config", required=True, help="the gateway's YAML config")
+    sessions_commands = sessions.add_subparsers(required=True, metavar="COMMAND")
+    show = sessions_commands.add_parser("show", help="print a session record")
+    show.add_argument("session_id")
+    show.set_defaults(run=_sessions, action="show")
+    revoke = sessions_commands.add_parser(
+        "revoke", help="refuse a session's credentials issued until now (every worker, within 1 s)")
+    target = revoke.add_mutually_exclusive_group(required=True)
+    target.add_argument("session_id", nargs="?")
+    target.add_argument("--identity", metavar="ISSUER SUBJECT", nargs=2,
+                        help="every session of this identity (all clients, all APIs)")
+    revoke.set_defaults(run=_sessions, action="revoke")
+
     explain = commands.add_parser("explain", help="show how the rules decide a request")
     explain.add_argument("-c", "--config", required=True, help="the gateway's YAML config")
     source = explain.add_mutually_exclusive_group(required=True)
@@ -78,6 +92,35 @@ def _rules_test(args) -> int:
         print("error: no rule test files found", file=sys.stderr)
         return 1
     return 0 if all(r.passed for r in results) else 1
+
+
+def _sessions(args) -> int:
+    import json
+
+    from .config import load_config
+    from .errors import StoreError
+    from .limits.sessions import Sessions
+    from .store import build_store
+
+    config = load_config(args.config)
+    sessions = Sessions(build_store(config.store), config.sessions)
+    try:
+        if args.action == "show":
+            record = sessions.show(args.session_id)
+            if record is None:
+                print(f"no session {args.session_id}", file=sys.stderr)
+                return 1
+            print(json.dumps(record, indent=2))
+        elif args.identity:
+            sessions.revoke_identity(*args.identity)
+            print(f"revoked every session of {args.identity[1]!r} from {args.identity[0]}")
+        else:
+            sessions.revoke(args.session_id)
+            print(f"revoked session {args.session_id}")
+    except StoreError as err:
+        print(f"error: {err.detail}", file=sys.stderr)
+        return 3
+    return 0
 
 
 def _explain(args) -> int:

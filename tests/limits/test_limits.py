@@ -1,0 +1,135 @@
+"""Rate limits and quotas in process, on a real memcached."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.limits.conftest import gateway_config, mint, wait_for_fresh_window
+
+
+@pytest.fixture
+def gw(in_process, memcached):
+    def make(policies, **kw):
+        return in_process(gateway_config(memcached.address, policies=policies, **kw))
+    return make
+
+
+def test_rate_limit_429_with_retry_after_and_headers(gw):
+    wait_for_fresh_window(60, 10)
+    g = gw({"basic": {"rate": "3/60s"}}, limits={"algorithm": "fixed"})
+    token = mint()
+    statuses = [g.get(token).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    refused = g.get(token)
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert "rate limit" in refused.json["detail"]
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert g.upstream.calls == 3
+
+
+def test_headers_on_every_response(gw):
+    wait_for_fresh_window(60, 10)
+    g = gw({"basic": {"rate": "10/60s", "quota": "100/1d"}})
+    response = g.get(mint())
+    h = response.headers
+    assert h["X-RateLimit-Limit"] == "10" and h["X-RateLimit-Remaining"] == "9"
+    assert int(h["X-RateLimit-Reset"]) > time.time()
+    assert h["RateLimit-Policy"] == '"rate";q=10;w=60, "quota";q=100;w=86400'
+    assert h["RateLimit"].startswith('"rate";r=9;t=') and '"quota";r=99;t=' in h["RateLimit"]
+
+
+@pytest.mark.parametrize("which, present", [("off", False), ("rate", True), ("quota", True)])
+def test_header_choice(gw, which, present):
+    g = gw({"basic": {"rate": "10/60s", "quota": "100/1d"}}, limits={"headers": which})
+    h = g.get(mint()).headers
+    assert ("X-RateLimit-Limit" in h) is present
+    if which == "quota":
+        assert h["X-RateLimit-Limit"] == "100"
+
+
+@pytest.mark.parametrize("status", [429, 403])
+def test_quota_exceeded(gw, status):
+    g = gw({"basic": {"quota": "2/1d"}}, limits={"quota_status": status})
+    token = mint()
+    assert [g.get(token).status_code for _ in range(3)] == [200, 200, status]
+    refused = g.get(token)
+    assert "quota" in refused.json["detail"]
+    assert ("Retry-After" in refused.headers) is (status == 429)
+
+
+def test_reissued_token_continues_the_same_quota(gw):
+    g = gw({"basic": {"quota": "3/1d"}})
+    assert g.get(mint(iat=time.time() - 10)).status_code == 200
+    assert g.get(mint(iat=time.time() - 5)).status_code == 200
+    assert g.get(mint()).status_code == 200
+    assert g.get(mint(jti="new")).status_code == 429  # a fourth token, the same identity
+
+
+def test_segregate_by_client_gives_each_client_its_quota(gw):
+    g = gw({"basic": {"quota": "2/1d"}}, api={"segregate_by_client": True})
+    for client in ("web", "mobile"):
+        assert [g.get(mint(client=client)).status_code for _ in range(3)] == [200, 200, 429]
+    shared = gw({"basic": {"quota": "2/1d"}})
+    statuses = [shared.get(mint(sub="bob", client=c)).status_code for c in ("web", "mobile", "web")]
+    assert statuses == [200, 200, 429]
+
+
+def test_most_permissive_policy_wins(gw, tmp_path):
+    # two assigned policies: the higher rate applies (Tyk's merge)
+    rules = tmp_path / "r.yaml"
+    rules.write_text("assign:\n  - {policy: slow, when: 'true'}\n  - {policy: fast, when: 'true'}\n")
+    g = gw({"basic": {"rate": "1/60s"}, "slow": {"rate": "2/60s"}, "fast": {"rate": "4/60s"}},
+           api={"rules": str(rules)}, limits={"algorithm": "fixed"})
+    wait_for_fresh_window(60, 10)
+    assert [g.get(mint()).status_code for _ in range(5)] == [200] * 4 + [429]
+
+
+def test_a_policy_change_applies_to_existing_sessions(gw):
+    wait_for_fresh_window(60, 10)
+    token = mint(sub="carol")
+    before = gw({"basic": {"rate": "5/60s"}}, limits={"algorithm": "fixed"})
+    assert [before.get(token).status_code for _ in range(3)] == [200] * 3
+    after = gw({"basic": {"rate": "2/60s"}}, limits={"algorithm": "fixed"})  # a reload
+    assert after.get(token).status_code == 429
+
+
+def test_sliding_window_weighs_the_previous_window(in_process, memcached):
+    from wsgi_gateway.limits.windows import Window, sliding_count
+
+    window = Window.at(1000.75 * 10, 10)  # 75% into window 1000
+    assert window.index == 1000 and abs(window.elapsed - 0.75) < 1e-9
+    assert sliding_count(8, 1, window) == pytest.approx(8 * 0.25 + 1)
+
+
+def test_anonymous_requests_are_limited_by_client_address(in_process, memcached):
+    config = gateway_config(memcached.address, policies={"basic": {"rate": "2/60s"}},
+                            api={"auth": ["keyless"]}, limits={"algorithm": "fixed"})
+    wait_for_fresh_window(60, 10)
+    g = in_process(config)
+    a = [g.get(environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code for _ in range(3)]
+    b = [g.get(environ_base={"REMOTE_ADDR": "10.0.0.2"}).status_code for _ in range(3)]
+    assert a == b == [200, 200, 429]
+
+
+def test_limits_fail_open_when_the_store_is_down(in_process):
+    from tests.support.processes import free_port
+
+    config = gateway_config(f"127.0.0.1:{free_port()}", policies={"basic": {"rate": "1/60s"}},
+                            api={"auth": ["keyless"]})
+    g = in_process(config)
+    assert [g.get().status_code for _ in range(3)] == [200, 200, 200]
+    closed = dict(config, limits={"on_store_failure": "closed"})
+    assert in_process(closed, name="closed").get().status_code == 503
+
+
+def test_leased_mode_never_over_admits(in_process, memcached):
+    wait_for_fresh_window(60, 15)
+    config = gateway_config(memcached.address, policies={"basic": {"rate": "25/60s"}},
+                            limits={"algorithm": "fixed", "mode": "leased", "lease": 10})
+    workers = [in_process(config, name=f"w{i}") for i in range(3)]  # three workers' leases
+    token = mint(sub="lease")
+    admitted = sum(w.get(token).status_code == 200 for _ in range(20) for w in workers)
+    assert 25 - 3 * 9 <= admitted <= 25
