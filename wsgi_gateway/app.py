@@ -65,6 +65,7 @@ class Gateway:
         self.apis = apis
         self.router = router
         self.authenticators = [a for api in apis.values() for a in api.authenticators]
+        self.warnings: list[str] = []
         self._stack = stack
 
     def __call__(self, environ, start_response):
@@ -111,18 +112,38 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
         raise ConfigError(problems)
     router = Router(routes, unmatched=upstream if config.routing.unmatched == "pass" else None)
     authenticators = [a for api in apis.values() for a in api.authenticators]
+    warnings = _lint(config, apis)
     ops = OpsEndpoints(router, prefix=config.ops.prefix,
                        readiness=lambda: ready_reasons(build.store, authenticators))
     stack = RequestContextMiddleware(
         ops, request_id_header=config.request_id.header,
         trust_incoming=config.request_id.trust_incoming, access_log=config.logging.access_log)
-    return Gateway(config, stack, build.store, apis, router)
+    gateway = Gateway(config, stack, build.store, apis, router)
+    gateway.warnings = warnings
+    return gateway
+
+
+def _lint(config: GatewayConfig, apis: dict[str, "ApiRuntime"]) -> list[str]:
+    """Warnings about rules and policies that load but are probably wrong."""
+    from .policy.evaluate import CelRuleSet
+    from .policy.lint import lint_policies, lint_rule_file
+
+    warnings: list[str] = []
+    assignable = {api.config.default_policy for api in apis.values()} - {None}
+    seen = set()
+    for api in apis.values():
+        if isinstance(api.rules, CelRuleSet) and api.rules.rules.path not in seen:
+            seen.add(api.rules.rules.path)
+            warnings.extend(lint_rule_file(api.rules.rules, config.cel.engine))
+            assignable |= api.rules.rules.policies
+    warnings.extend(lint_policies(config.policies, assignable))
+    return warnings
 
 
 def _rule_set(api: ApiConfig, build: BuildContext):
     """The API's rules: its compiled rule file, or allow-all without one."""
     if api.rules is None:
-        return AllowAll()
+        return AllowAll(api.default_policy, build.config.policies, api.name)
     from .policy.engine import get_engine
     from .policy.evaluate import CelRuleSet
     from .policy.rulefile import load_rule_file
@@ -131,7 +152,8 @@ def _rule_set(api: ApiConfig, build: BuildContext):
     path = (build.config.source.parent / api.rules).resolve()
     rules = build.shared(("rules", str(path)),
                          lambda: load_rule_file(path, engine, set(build.config.policies)))
-    return CelRuleSet(rules, engine, api.name, build.config.policies, clock=build.clock)
+    return CelRuleSet(rules, engine, api.name, build.config.policies, clock=build.clock,
+                      default_policy=api.default_policy)
 
 
 def ready_reasons(store: Store, authenticators: list[Authenticator]) -> list[str]:

@@ -74,8 +74,11 @@ def _parser() -> argparse.ArgumentParser:
 def _check(args) -> int:
     from .serve import check
 
-    config = check(args.config, args.app)
-    print(f"{config.source}: ok ({len(config.apis)} APIs)")
+    warnings: list[str] = []
+    config = check(args.config, args.app, warn=warnings.append)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{config.source}: ok ({len(config.apis)} APIs, {len(warnings)} warnings)")
     return 0
 
 

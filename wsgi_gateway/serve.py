@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +48,19 @@ def from_config(path: str | Path, app: str | None = None) -> Gateway:
     return gateway
 
 
-def check(path: str | Path, app: str | None = None) -> GatewayConfig:
-    """Load the config and build the whole gateway once; raises ConfigError on any fault."""
+def check(path: str | Path, app: str | None = None, *,
+          warn: Callable[[str], None] | None = None) -> GatewayConfig:
+    """Load the config and build the whole gateway once; raises ConfigError on any fault.
+
+    Lint warnings (rules that load but are probably wrong) go to ``warn`` (default: the log).
+    """
     config = load_gateway_config(path)
     if app:
         config = dataclasses.replace(config, app=app)
-    build_app(config).close()  # imports the app and builds every layer; no network
+    gateway = build_app(config)  # imports the app and builds every layer; no network
+    for warning in gateway.warnings:
+        (warn or log.warning)(warning)
+    gateway.close()
     return config
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..context import context_of
-from ..errors import GatewayError, Unauthorized
+from ..errors import Forbidden, GatewayError, Unauthorized
 
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request
@@ -27,11 +27,28 @@ class RuleSet(Protocol):
 
 
 class AllowAll:
-    """The rule set of an API with no rule file: every identified request passes."""
+    """The rule set of an API with no rule file: every identified request passes.
+
+    :param policy: the API's default policy, applied to every request, and its
+        access rights checked (None: no policy).
+    :param policies: the config's policies by name.
+    :param api: the API's name.
+    """
 
     name = "allow-all"
 
+    def __init__(self, policy: str | None = None, policies=None, api: str = ""):
+        self.policy, self.policies, self.api = policy, policies or {}, api
+
     def evaluate(self, ctx: "RequestContext", request: "Request") -> None:
+        if self.policy:
+            from ..policy.evaluate import access_refusal
+
+            ctx.policies = (self.policy,)
+            reason = access_refusal(self.policies, ctx.policies, self.api, request.method, request.path)
+            if reason:
+                ctx.record("rules", self.name, "deny", reason)
+                raise Forbidden(reason)
         ctx.record("rules", self.name, "allow")
 
 

@@ -278,6 +278,12 @@ class Engine(Protocol):
         """A Python value (JSON-like, or ``datetime``) → the engine's own value."""
         ...
 
+    def activation(self, values: Mapping[str, object]) -> Mapping[str, object]:
+        """The converted variables of one request, as a mapping to pass to every
+        :meth:`Program.evaluate` of that request (cel-cpp caches its native activations
+        in it; a plain ``dict`` works too, only slower on cel-cpp)."""
+        ...
+
 
 _ENGINE_CLASSES: Final[Mapping[str, tuple[str, str]]] = {
     "cel-python": ("wsgi_gateway.policy.engine_celpy", "CelPythonEngine"),

@@ -102,8 +102,9 @@ class CelRuleSet:
 
     def __init__(self, rules: RuleFile, engine: Engine, api: str,
                  policies: Mapping[str, PolicyConfig], *, clock: Callable[[], float] = time.time,
-                 cache_size: int = 10_000):
+                 cache_size: int = 10_000, default_policy: str | None = None):
         self.rules = rules
+        self.default_policy = rules.default_policy or default_policy
         self.name = rules.path.name
         self.engine = engine
         self.api = api
@@ -162,20 +163,18 @@ class CelRuleSet:
             decision.step(rule, outcome, note if outcome.true else "")
             if outcome.true and not rule.shadow and rule.policy not in decision.policies:
                 decision.policies.append(rule.policy)
-        if not decision.policies and self.rules.default_policy:
-            decision.policies.append(self.rules.default_policy)
-            decision.steps.append(("default_policy", self.rules.default_policy, "no assign matched"))
+        if not decision.policies and self.default_policy:
+            decision.policies.append(self.default_policy)
+            decision.steps.append(("default_policy", self.default_policy, "no assign matched"))
 
     def _access(self, request: "_RequestValues", decision: Decision) -> None:
-        if not (self.rules.assign or self.rules.default_policy):
-            return
         if not decision.policies:
-            decision.refuse(403, "no policy applies to this identity")
+            if self.rules.assign:
+                decision.refuse(403, "no policy applies to this identity")
             return
-        method, path = request.method, request.path
-        known = [self.policies[p] for p in decision.policies if p in self.policies]
-        if known and not any(p.allows(self.api, method, path) for p in known):
-            decision.refuse(403, "no assigned policy grants access to this path")
+        reason = access_refusal(self.policies, decision.policies, self.api, request.method, request.path)
+        if reason:
+            decision.refuse(403, reason)
 
     def _deny(self, run, decision: Decision) -> None:
         for rule in self.rules.deny:
@@ -331,6 +330,15 @@ def _lookup(value: Any, path: str) -> Any:
     if isinstance(value, (dict, list)):
         return _UNSET  # not hashable as is; such rules run every time
     return value
+
+
+def access_refusal(policies: Mapping[str, PolicyConfig], names, api: str, method: str,
+                   path: str) -> str | None:
+    """Why the applied policies refuse ``method path`` on ``api`` (None: one allows it)."""
+    known = [policies[p] for p in names if p in policies]
+    if known and not any(p.allows(api, method, path) for p in known):
+        return "no assigned policy grants access to this path"
+    return None
 
 
 def _evaluate(rule: Rule, activation: Mapping[str, Any]) -> Outcome:

@@ -36,10 +36,9 @@ class Location:
         """The file line and column of (line, column) inside the expression."""
         if self.mark is None:
             return 0, 0
-        if self.mark.style in ("|", ">"):
-            file_line = self.mark.line + line
-            text = lines[file_line - 1] if file_line - 1 < len(lines) else ""
-            return file_line, len(text) - len(text.lstrip(" ")) + column
+        if self.mark.style in ("|", ">"):  # content starts on the next line, indented
+            first = lines[self.mark.line] if self.mark.line < len(lines) else ""
+            return self.mark.line + line, len(first) - len(first.lstrip(" ")) + column
         quote = 1 if self.mark.style in ("'", '"') else 0
         if line == 1:
             return self.mark.line, self.mark.column + quote + column - 1
