@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,7 +95,7 @@ class GatewayProcess:
         self.extra_args = extra_args
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
-        self.log_path = config.with_suffix(".log")
+        self.log_path = Path(tempfile.mkdtemp(prefix="gw-log-")) / (config.stem + ".log")
 
     @property
     def url(self) -> str:
