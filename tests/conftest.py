@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.gateways import SECRET_ENV, InProcess
 from tests.support.processes import Memcached
 
 
@@ -20,3 +21,18 @@ def memcached(memcached_server):
     """The session's memcached, emptied for this test."""
     memcached_server.flush()
     return memcached_server
+
+
+@pytest.fixture(autouse=True)
+def _token_secret(monkeypatch):
+    """The HMAC secret of the test provider in tests.support.gateways."""
+    for key, value in SECRET_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def in_process(tmp_path):
+    """in_process(config_dict) → an InProcess gateway built from that config."""
+    def make(config: dict, name: str = "gw") -> InProcess:
+        return InProcess(tmp_path, config, name)
+    return make

@@ -181,7 +181,10 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     rules = _rule_set(api, build)
     limiter = StoreLimiter(build.store, config.limits, api.name, config.policies,
                            default_policy=api.default_policy, clock=build.clock)
-    app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places, drop=api.drop_headers)
+    # every header the rules may inject is removed from the client's request, sent or not
+    injected = [r.name for r in rules.rules.headers] if hasattr(rules, "rules") else []
+    app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places,
+                 drop=[*api.drop_headers, *injected])
     app = Limits(app, limiter=limiter)
     app = Rules(app, rules=rules, challenges=challenges)
     if config.sessions.enabled:

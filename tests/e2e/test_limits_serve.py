@@ -14,7 +14,7 @@ import requests
 import yaml
 from pymemcache.client.base import Client as RawClient
 
-from tests.limits.conftest import SECRET, gateway_config, mint, wait_for_fresh_window
+from tests.support.gateways import SECRET, gateway_config, mint, wait_for_fresh_window
 from tests.support.processes import REPO, GatewayProcess, Memcached
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.limits.conftest import gateway_config, mint, wait_for_fresh_window
+from tests.support.gateways import gateway_config, mint, wait_for_fresh_window
 
 
 @pytest.fixture

@@ -104,6 +104,7 @@ class CelRuleSet:
                  policies: Mapping[str, PolicyConfig], *, clock: Callable[[], float] = time.time,
                  cache_size: int = 10_000, default_policy: str | None = None):
         self.rules = rules
+        self.api_default = default_policy
         self.default_policy = rules.default_policy or default_policy
         self.name = rules.path.name
         self.engine = engine
@@ -122,9 +123,10 @@ class CelRuleSet:
         decision = self.decide(ctx.identity, values)
         for name, outcome, note in decision.steps:
             ctx.record("rules", name, outcome, note)
-        if self.rules.shadow:
+        if self.rules.shadow:  # as if there were no rules: only the API's default policy
             _log_shadow(ctx, self.name, decision)
             ctx.record("rules", self.name, "shadow", "not enforced")
+            ctx.policies = (self.api_default,) if self.api_default else ()
             return
         ctx.extras["identity"] = decision.identity
         ctx.policies = tuple(decision.policies)

@@ -1,11 +1,10 @@
-"""Limits fixtures: gateways on a real memcached, identities from HMAC-signed tokens."""
+"""In-process gateways from config dicts, and identities from HMAC-signed tokens."""
 
 from __future__ import annotations
 
 import base64
 import time
 
-import pytest
 import yaml
 from werkzeug.middleware.lint import LintMiddleware
 
@@ -29,9 +28,7 @@ def mint(sub: str = "ann", client: str = "app", iat: float | None = None, **clai
     return TestIdP.sign_hmac({"alg": "HS256", "kid": "k", "typ": "at+jwt"}, payload, SECRET)
 
 
-@pytest.fixture(autouse=True)
-def _secret(monkeypatch):
-    monkeypatch.setenv("LIMITS_TEST_SECRET", base64.urlsafe_b64encode(SECRET).decode())
+SECRET_ENV = {"LIMITS_TEST_SECRET": base64.urlsafe_b64encode(SECRET).decode()}
 
 
 def gateway_config(memcached_address: str | None, *, policies: dict, api: dict | None = None,
@@ -63,13 +60,6 @@ class InProcess:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return self.client.get(path, headers=headers, **kw)
-
-
-@pytest.fixture
-def in_process(tmp_path):
-    def make(config: dict, name: str = "gw") -> InProcess:
-        return InProcess(tmp_path, config, name)
-    return make
 
 
 def wait_for_fresh_window(period: float, need: float) -> None:
