@@ -66,6 +66,7 @@ class Gateway:
         self.router = router
         self.authenticators = [a for api in apis.values() for a in api.authenticators]
         self.warnings: list[str] = []
+        self.rule_files: dict = {}  # path -> compiled RuleFile
         self._stack = stack
 
     def __call__(self, environ, start_response):
@@ -88,16 +89,21 @@ class Gateway:
 
 
 def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
-              store: Store | None = None, clock: Callable[[], float] = time.time) -> Gateway:
+              store: Store | None = None, clock: Callable[[], float] = time.time,
+              rule_files: dict | None = None) -> Gateway:
     """The gateway for ``config``, wrapping ``upstream`` (else the config's ``app``).
 
-    Raises ConfigError when the upstream cannot be loaded.
+    ``rule_files``: rule files already compiled (``Gateway.rule_files`` of an earlier
+    build), used instead of reading the files again: gunicorn workers start with the
+    set the master checked, even if a file changed on disk since.
+    Raises ConfigError when anything cannot be loaded.
     """
     if upstream is None:
         if not config.app:
             raise ConfigError(f"{config.source}: app: no WSGI app given (set 'app' or pass --app)")
         upstream = load_app(config.app, f"{config.source}: app")
     build = BuildContext(config, store or build_store(config.store), clock)
+    build.resources.update({("rules", path): rules for path, rules in (rule_files or {}).items()})
     apis: dict[str, ApiRuntime] = {}
     routes = []
     problems: list[str] = []
@@ -120,6 +126,7 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
         trust_incoming=config.request_id.trust_incoming, access_log=config.logging.access_log)
     gateway = Gateway(config, stack, build.store, apis, router)
     gateway.warnings = warnings
+    gateway.rule_files = {k[1]: v for k, v in build.resources.items() if k[0] == "rules"}
     return gateway
 
 

@@ -137,11 +137,11 @@ def _explain(args) -> int:
 
 def _serve(args) -> int:
     from .logs import configure_logging
-    from .serve import GatewayApplication, check
+    from .serve import GatewayApplication, prepare
 
-    config = check(args.config, args.app)
+    config, rule_files = prepare(args.config, args.app)
     overrides = {k: v for k, v in (("bind", args.bind), ("workers", args.workers)) if v}
-    application = GatewayApplication(config, overrides, app=args.app)
+    application = GatewayApplication(config, overrides, app=args.app, rule_files=rule_files)
     configure_logging(config.logging)
     _print_banner(config, application.settings())
     application.run()

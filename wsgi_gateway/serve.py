@@ -54,6 +54,12 @@ def check(path: str | Path, app: str | None = None, *,
 
     Lint warnings (rules that load but are probably wrong) go to ``warn`` (default: the log).
     """
+    return prepare(path, app, warn=warn)[0]
+
+
+def prepare(path: str | Path, app: str | None = None, *,
+            warn: Callable[[str], None] | None = None) -> tuple[GatewayConfig, dict]:
+    """:func:`check`, also returning the compiled rule files for workers to reuse."""
     config = load_gateway_config(path)
     if app:
         config = dataclasses.replace(config, app=app)
@@ -61,7 +67,7 @@ def check(path: str | Path, app: str | None = None, *,
     for warning in gateway.warnings:
         (warn or log.warning)(warning)
     gateway.close()
-    return config
+    return config, gateway.rule_files
 
 
 class GatewayApplication(BaseApplication):
@@ -74,19 +80,22 @@ class GatewayApplication(BaseApplication):
 
     On SIGHUP gunicorn reloads: the config file and every rule file are read and
     compiled again in the master; new workers start with the new set. A broken new set
-    is rejected with its errors logged, and the workers keep the old one.
+    is rejected with its errors logged, and new workers start with the old one (the
+    compiled rules the master holds, not the files on disk).
     """
 
     def __init__(self, config: GatewayConfig, overrides: Mapping[str, Any] | None = None,
-                 app: str | None = None):
+                 app: str | None = None, rule_files: dict | None = None):
         self.gateway_config = config
+        self.rule_files = dict(rule_files or {})
         self.overrides = dict(overrides or {})
         self.app_override = app
         super().__init__()
 
     def reload(self) -> None:  # gunicorn's hook on SIGHUP, in the master
         try:
-            self.gateway_config = check(self.gateway_config.source, self.app_override)
+            self.gateway_config, self.rule_files = prepare(self.gateway_config.source,
+                                                           self.app_override)
         except ConfigError as err:
             log.error("reload rejected, the running configuration stays: %s",
                       "; ".join(err.problems))
@@ -104,6 +113,6 @@ class GatewayApplication(BaseApplication):
 
     def load(self):  # gunicorn's hook: called in each worker after the fork
         configure_logging(self.gateway_config.logging)
-        gateway = build_app(self.gateway_config)
+        gateway = build_app(self.gateway_config, rule_files=self.rule_files)
         gateway.warm()
         return gateway

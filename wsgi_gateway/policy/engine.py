@@ -480,6 +480,15 @@ class _Walk:
         if self.strict and not condition:
             self.fail(message, node)
 
+    def check_operator(self, condition: bool, message: str, op_node: lark.Tree) -> None:
+        """Like :meth:`check`, reporting the position of the operator (as cel-cpp does)."""
+        if self.strict and not condition:
+            meta = op_node.meta
+            text = _OPERATOR_TEXT.get(op_node.data)
+            if text is None or meta.empty:
+                self.fail(message, op_node)
+            raise CompileError(message, meta.end_line, max(meta.end_column - len(text), 1))
+
     # -- the walk; each method returns the static kind of its node
 
     def visit(self, node: lark.Tree, scope: frozenset[str], depth: int) -> str:
@@ -517,12 +526,12 @@ class _Walk:
         op = _RELATION_OPS[op_node.data]
         message = f"found no matching overload for '{op}' applied to '({left}, {right})'"
         if op == "@in":
-            self.check(right in (LIST, MAP, DYN), message, node)
+            self.check_operator(right in (LIST, MAP, DYN), message, op_node)
         elif op in ("_==_", "_!=_"):
-            self.check(_unifies(left, right), message, node)
+            self.check_operator(_unifies(left, right), message, op_node)
         else:
             known = [kind for kind in (left, right) if kind != DYN]
-            self.check(all(kind in _ORDERED for kind in known) and len(set(known)) <= 1, message, node)
+            self.check_operator(all(kind in _ORDERED for kind in known) and len(set(known)) <= 1, message, op_node)
         return BOOL
 
     def _arithmetic(self, node: lark.Tree, scope: frozenset[str], depth: int) -> str:
@@ -533,7 +542,7 @@ class _Walk:
         right = self.visit(right_node, scope, depth)
         op = _ARITHMETIC_OPS[op_node.data]
         kind = _arithmetic_kind(op, left, right)
-        self.check(kind is not None, f"found no matching overload for '{op}' applied to '({left}, {right})'", node)
+        self.check_operator(kind is not None, f"found no matching overload for '{op}' applied to '({left}, {right})'", op_node)
         return kind or DYN
 
     _addition = _multiplication = _arithmetic
@@ -659,7 +668,12 @@ class _Walk:
         return self.visit(node.children[0], scope, depth)
 
     def _literal(self, node: lark.Tree, scope: frozenset[str], depth: int) -> str:
-        return _LITERAL_KINDS.get(node.children[0].type, DYN)
+        token = node.children[0]
+        if token.type in ("STRING_LIT", "MLSTRING_LIT", "BYTES_LIT"):
+            bad = _bad_escape(token.value)
+            if bad is not None:
+                self.check(False, f"invalid escape sequence {bad!r} in a string literal", token)
+        return _LITERAL_KINDS.get(token.type, DYN)
 
     def _paren_expr(self, node: lark.Tree, scope: frozenset[str], depth: int) -> str:
         return self.visit(node.children[0], scope, depth)
@@ -717,6 +731,31 @@ class _Walk:
         return _RETURN_KINDS.get(name, DYN)
 
     _dot_ident_arg = _ident_arg
+
+
+_OPERATOR_TEXT: Final[Mapping[str, str]] = {
+    "relation_lt": "<", "relation_le": "<=", "relation_gt": ">", "relation_ge": ">=",
+    "relation_eq": "==", "relation_ne": "!=", "relation_in": "in",
+    "addition_add": "+", "addition_sub": "-",
+    "multiplication_mul": "*", "multiplication_div": "/", "multiplication_mod": "%",
+}  # fmt: skip
+_VALID_ESCAPE: Final = re.compile(r"\\(?:[abfnrtv\"'`?\\]|[0-3][0-7]{2}|[xX][0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+
+
+def _bad_escape(text: str) -> str | None:
+    """The first escape sequence CEL does not define in the text of a string literal
+    (raw strings have none), or None. cel-python's lexer accepts any ``\\c``; cel-cpp
+    does not."""
+    prefix = text[: len(text) - len(text.lstrip("rRbB"))]
+    if "r" in prefix.lower():
+        return None
+    position = 0
+    while (start := text.find("\\", position)) >= 0:
+        match = _VALID_ESCAPE.match(text, start)
+        if match is None:
+            return text[start : start + 2]
+        position = match.end()
+    return None
 
 
 def _unifies(left: str, right: str) -> bool:

@@ -294,6 +294,25 @@ def _ordering(name: str, compare: Callable[[Any, Any], bool]) -> Callable[[Any, 
     return ordered
 
 
+_TRUE_VALUE, _FALSE_VALUE = BoolType(True), BoolType(False)
+_STRING_TYPES: Final = (StringType, str)
+_NUMBER_TYPES: Final = (IntType, UintType, DoubleType, int, float)
+_IN_CHUNK: Final = 4096
+
+
+def _contains_item(elements: list[Any], item: Any) -> bool:
+    """Whether ``item`` equals an element (CEL equality), with fast paths for the usual
+    string and number lookups (``'admin' in token.scopes``)."""
+    kind = _kind(item)
+    if kind == "string":
+        text = str(item)
+        return any(type(element) in _STRING_TYPES and str.__eq__(element, text) for element in elements)
+    if kind == _NUM:
+        number = _number(item)
+        return any(type(element) in _NUMBER_TYPES and _number(element) == number for element in elements)
+    return any(_equal(item, element) for element in elements)
+
+
 def _in(item: Any, container: Any) -> Any:
     if isinstance(item, CELEvalError):
         return item
@@ -301,13 +320,15 @@ def _in(item: Any, container: Any) -> Any:
         return container
     kind = _kind(container)
     if kind == "list":
-        budget = _CURRENT_BUDGET.get() if len(container) > DEADLINE_CHECK_STEPS else None
-        for index, element in enumerate(container):
-            if _equal(item, element):
-                return BoolType(True)
-            if budget is not None and not index % DEADLINE_CHECK_STEPS:
-                budget.check_time()
-        return BoolType(False)
+        if len(container) > _IN_CHUNK:
+            budget = _CURRENT_BUDGET.get()
+            for start in range(0, len(container), _IN_CHUNK):
+                if budget is not None:
+                    budget.check_time()
+                if _contains_item(container[start : start + _IN_CHUNK], item):
+                    return _TRUE_VALUE
+            return _FALSE_VALUE
+        return _TRUE_VALUE if _contains_item(container, item) else _FALSE_VALUE
     if kind == "map":
         return BoolType(_map_get(container, item) is not _MISSING)
     return _no_overload("@in", item, container)
