@@ -147,6 +147,21 @@ def _lint(config: GatewayConfig, apis: dict[str, "ApiRuntime"]) -> list[str]:
     return warnings
 
 
+def _rate_keys(build: BuildContext) -> dict:
+    """The policies' rate_key expressions, compiled once per gateway."""
+    def make():
+        from .limits.keys import RateKey
+        from .policy.engine import get_engine
+
+        keys = {}
+        for name, policy in build.config.policies.items():
+            if policy.rate_key and policy.rate_key not in keys:
+                keys[policy.rate_key] = RateKey(policy.rate_key, get_engine(build.config.cel.engine),
+                                                f"{build.config.source}: policies.{name}.rate_key")
+        return keys
+    return build.shared("rate_keys", make)
+
+
 def _rule_set(api: ApiConfig, build: BuildContext):
     """The API's rules: its compiled rule file, or allow-all without one."""
     if api.rules is None:
@@ -187,7 +202,8 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     challenges = [a.challenge for a in authenticators if a.challenge]
     rules = _rule_set(api, build)
     limiter = StoreLimiter(build.store, config.limits, api.name, config.policies,
-                           default_policy=api.default_policy, clock=build.clock)
+                           default_policy=api.default_policy, clock=build.clock,
+                           keys=_rate_keys(build))
     # every header the rules may inject is removed from the client's request, sent or not
     injected = [r.name for r in rules.rules.headers] if hasattr(rules, "rules") else []
     app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places,

@@ -133,3 +133,21 @@ def test_leased_mode_never_over_admits(in_process, memcached):
     token = mint(sub="lease")
     admitted = sum(w.get(token).status_code == 200 for _ in range(20) for w in workers)
     assert 25 - 3 * 9 <= admitted <= 25
+
+
+def test_rate_key_limits_an_organisation_across_its_users(gw):
+    wait_for_fresh_window(60, 10)
+    g = gw({"basic": {"rate": "3/60s", "rate_key": "claims.org"}}, limits={"algorithm": "fixed"})
+    statuses = [g.get(mint(sub=f"user-{i}", org="acme")).status_code for i in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    assert g.get(mint(sub="user-9", org="globex")).status_code == 200
+    # without the claim the rate key errors: the user's own session is limited instead
+    assert [g.get(mint(sub="loner")).status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_bad_rate_key_stops_loading(in_process, memcached):
+    from wsgi_gateway.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="policies.basic.rate_key"):
+        in_process(gateway_config(memcached.address,
+                                  policies={"basic": {"rate": "1/s", "rate_key": "claims.org +"}}))

@@ -46,6 +46,7 @@ class PolicyConfig:
     rate: Rate | None = _rate(default=None)      # e.g. 100/s
     quota: Rate | None = _rate(default=None)     # e.g. 100000/30d
     access: tuple[AccessRight, ...] = ()         # empty = every API, method and path
+    rate_key: str | None = None                  # CEL: whose counter, e.g. "identity.org"
 
     def allows(self, api: str, method: str, path: str) -> bool:
         """Whether this policy lets ``method path`` on ``api`` through."""

@@ -30,6 +30,7 @@ class Limits:
 
     rate: Rate | None
     quota: Rate | None
+    key: str | None = None  # the winning policy's rate_key expression
 
     @classmethod
     def merge(cls, names: tuple[str, ...], policies: Mapping[str, PolicyConfig]) -> "Limits":
@@ -39,8 +40,9 @@ class Limits:
         # a policy without a rate (or quota) is unlimited on that count
         unlimited_rate = any(p.rate is None for p in found)
         unlimited_quota = any(p.quota is None for p in found)
-        return cls(None if unlimited_rate else most_permissive(rates),
-                   None if unlimited_quota else most_permissive(quotas))
+        rate = None if unlimited_rate else most_permissive(rates)
+        key = next((p.rate_key for p in found if p.rate is rate and p.rate_key), None)
+        return cls(rate, None if unlimited_quota else most_permissive(quotas), key)
 
 
 class StoreLimiter:
@@ -56,7 +58,7 @@ class StoreLimiter:
 
     def __init__(self, store: Store, config: LimitsConfig, api: str,
                  policies: Mapping[str, PolicyConfig], *, default_policy: str | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, keys: Mapping[str, object] | None = None):
         self.store, self.config, self.api = store, config, api
         self.policies = policies
         self.default = (default_policy,) if default_policy else ()
@@ -66,6 +68,7 @@ class StoreLimiter:
         self.previous = PreviousWindows(store, clock)
         self._failing = False
         self._merged: dict[tuple[str, ...], Limits] = {}
+        self.keys = dict(keys or {})  # rate_key expression -> compiled RateKey
 
     def limits_for(self, names: tuple[str, ...]) -> Limits:
         merged = self._merged.get(names)
@@ -80,6 +83,8 @@ class StoreLimiter:
         if limits.rate is None and limits.quota is None:
             return []
         subject = ctx.session_id or f"addr:{request.remote_addr or '-'}"
+        if limits.key is not None:
+            subject = self.keys[limits.key].subject(ctx, request) or subject
         try:
             verdicts = self._count(limits, subject, ctx)
         except StoreError:
