@@ -55,7 +55,8 @@ value, so ``claims.iat == 1700000000`` and ``1700000000 < claims.iat`` are ``tru
 a double ``iat`` on both engines; comparing values of different kinds for equality is
 ``false`` (``claims.sub == 1``, ``'a' in ['b', 1]``), not an error. The cel-python
 engine replaces cel-python's operators to get this (plain cel-python errors on
-``1 == 1.0`` and on ``1700000000 < 1700000000.0``).
+``dyn(1) == 1.0``, on ``1700000000 < claims.iat`` with a double ``iat`` and on
+``'a' in ['b', 1]``).
 
 The trap that remains: **arithmetic never mixes number types** (CEL has no implicit
 conversions): ``claims.iat + 60`` is an evaluation error when ``iat`` is a double, on
@@ -68,7 +69,8 @@ Cost bounds
 A rule must not stall a worker. Shared by both engines (checked when compiling):
 
 * :data:`MAX_EXPRESSION_LENGTH` characters and :data:`MAX_AST_DEPTH` levels of syntax
-  tree (about 25 levels of parentheses, or 240 chained operators);
+  tree (measured: 23 levels of parentheses, 237 operands chained with ``&&``, 119 with
+  ``+``; cel-cpp's own parser stops earlier, at 30 operands chained with ``+``);
 * comprehensions (``all``, ``exists``, ``exists_one``, ``map``, ``filter``) nested at
   most :data:`MAX_COMPREHENSION_NESTING` deep;
 * a *growing* ``replace()`` (one that can make a string longer: an empty or non-literal
@@ -101,7 +103,7 @@ What could not be made the same (the engines agree on every case of
    parse them: a rule using them compiles only on cel-cpp. Use ``has(claims.email) ?
    claims.email : ''``, ``m['content-type']`` and ``(42)``.
 2. **Compile-time type checking**: cel-cpp's checker knows every overload, so
-   ``claims.sub.startsWith(1)``, ``[1] == ['a']`` or ``{'a': 1}[1]`` are compile errors
+   ``claims.sub.startsWith(1)``, ``[1] == ['a']``, ``[1] + ['a']`` or ``{'a': 1}[1]`` are compile errors
    there; the cel-python engine checks names, the kinds of literals and operators and
    obvious non-bool results, but such cases compile and fail (or return ``false``) at
    evaluation. Error messages and the exact position of a compile error (e.g. the end
@@ -114,14 +116,25 @@ What could not be made the same (the engines agree on every case of
    refuses to build a string over :data:`MAX_RESULT_STRING_LENGTH` in ``replace``,
    ``join`` and ``format``, and gives up after its deadline (a slow host can make a rule
    that is fine on cel-cpp fail on cel-python, never the other way round).
-5. **Short-circuit inside comprehensions**: both stop ``all``/``exists`` at the first
-   decisive element, so both count the same steps; but ``exists_one``, ``map`` and
-   ``filter`` evaluate every element on both.
-6. **Timestamps** carry microseconds only on both (Python ``datetime``); cel-cpp keeps
-   nanoseconds for values it computes itself (``timestamp('...123456789Z')``), which show
-   in comparisons between two such literals.
-7. ``type()`` values and ``optional`` values cannot leave an evaluation (both engines
-   raise :class:`EvalError`); inside an expression ``type(x) == int`` works on both.
+5. **Timestamps** cross into and out of Python with microseconds (``datetime``) on both,
+   but cel-cpp keeps nanoseconds for values it computes itself:
+   ``timestamp('2024-01-01T00:00:00.123456789Z') == timestamp('...788Z')`` is ``false``
+   on cel-cpp, ``true`` on cel-python.
+6. **Message construction**: ``google.protobuf.Timestamp{}`` compiles on cel-cpp (the
+   well-known types are built in), not on cel-python (refused as message construction).
+7. **Nesting**: cel-cpp's parser refuses more than about 30 operands chained with an
+   arithmetic operator (``a + b + ...``); cel-python accepts up to :data:`MAX_AST_DEPTH`.
+8. **Logging**: cel-cpp's RE2 writes a line to stderr for an invalid ``matches()``
+   pattern (the evaluation still fails closed with :class:`EvalError`).
+
+Made the same (so not differences): ``&&``/``||`` short-circuit on both; ``all``/``exists``
+stop at the first decisive element on both, so both count the same comprehension steps
+(``exists_one``, ``map`` and ``filter`` visit every element on both); mixed-number
+comparisons and mixed-type equality (see Numbers); ``has()`` of a missing parent is an
+error on both; a negative list index is an error on both; ``timestamp(int)`` takes epoch
+seconds on both; ``size(null)``, ``'a' * 3`` and ``1.5 + 1`` are errors on both; results
+are plain Python on both, and ``type()`` or ``optional`` values cannot leave an
+evaluation on either.
 """
 
 from __future__ import annotations
@@ -133,8 +146,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn, Protocol, runtime_checkable
 
+import celpy
 import lark
-from celpy.celparser import CELParseError, CELParser
+from celpy.celparser import CELParseError
 from celpy.evaluation import celstr
 
 __all__ = [
@@ -401,16 +415,17 @@ _SIMPLE_KEY: Final = re.compile(r"^[^.\[\]]+$")
 _GROWTH_FUNCTIONS: Final = frozenset({"join", "format"})
 
 _parser_lock = threading.Lock()
-_parser: CELParser | None = None
+_environment: celpy.Environment | None = None
 
 
-def _cel_parser() -> CELParser:
-    global _parser
-    if _parser is None:
+def _cel_environment() -> celpy.Environment:
+    """The one ``celpy.Environment`` used to parse rules (its parser keeps state)."""
+    global _environment
+    if _environment is None:
         with _parser_lock:
-            if _parser is None:
-                _parser = CELParser()
-    return _parser
+            if _environment is None:
+                _environment = celpy.Environment()
+    return _environment
 
 
 def _position(source: str, offset: int) -> tuple[int, int]:
@@ -429,10 +444,10 @@ def parse(source: str) -> lark.Tree:
     """Parse with cel-python's grammar; raises :class:`CompileError` with a position."""
     if len(source) > MAX_EXPRESSION_LENGTH:
         raise CompileError(f"expression longer than {MAX_EXPRESSION_LENGTH} characters")
-    parser = _cel_parser()
+    environment = _cel_environment()
     try:
         with _parser_lock:  # CELParser.parse keeps the text on the instance
-            return parser.parse(source)
+            return environment.compile(source)
     except CELParseError as ex:
         line, column = ex.line or 1, ex.column or 1
         raise CompileError(f"syntax error: {_parse_reason(ex.__context__, source)}", line, max(column, 1)) from None

@@ -95,7 +95,7 @@ __all__ = ["CelCppActivation", "CelCppEngine", "CelCppProgram"]
 
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 _UTC = datetime.timezone.utc
-_ERROR_POSITION: Final = re.compile(r"ERROR: <input>:(\d+):(\d+): ([^\n]*)")
+_ERROR_POSITION: Final = re.compile(r"ERROR: <input>:(-?\d+):(-?\d+): ([^\n]*)")
 _STATUS_SUFFIX: Final = re.compile(r"\s*\[[A-Z_]+\]\s*$")
 _NAMESPACES: Final[Mapping[str, frozenset[str]]] = {
     "strings": frozenset({"quote"}),
@@ -130,7 +130,10 @@ def _compile_error(error: BaseException, source: str) -> CompileError:
     if match is None:
         return CompileError(_status_text(error))
     message = match.group(3).replace(" (in container '')", "").strip()
-    return CompileError(message, int(match.group(1)), int(match.group(2)))
+    line, column = int(match.group(1)), int(match.group(2))
+    if line < 1 or column < 1:  # "<input>:-1:-1" for the parser's recursion limit
+        line, column = 1, 1
+    return CompileError(message, line, column)
 
 
 # --- values in --------------------------------------------------------------------------
@@ -311,7 +314,11 @@ class CelCppProgram:
             if kind == engine.BOOL:
                 return result.value()
             if kind == engine.ERROR:
-                raise EvalError(str(result.value()) or "evaluation error")
+                try:
+                    message = str(result.value())
+                except TypeError:  # an optional value reports type ERROR and has no value()
+                    message = "a result of type 'optional' cannot leave the evaluation"
+                raise EvalError(message or "evaluation error")
             if kind == engine.STRING or kind == engine.INT or kind == engine.DOUBLE:
                 return result.value()
             return engine.to_python(result, kind)
