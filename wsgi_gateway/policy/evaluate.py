@@ -78,11 +78,12 @@ class Decision:
 class _TokenPart:
     """Everything that depends only on the identity (the verified token) and the API."""
 
-    __slots__ = ("identity", "activation", "identity_value", "static", "memo_id")
+    __slots__ = ("identity", "activation", "native", "identity_value", "static", "memo_id")
 
     def __init__(self, identity: Identity, activation: dict, identity_value: dict):
         self.identity = identity            # kept so id(identity) cannot be reused
         self.activation = activation        # converted claims, token, identity, api
+        self.native = None                  # the engine's activation of those, made once
         self.identity_value = identity_value  # the mapped identity, plain Python
         self.static: dict[str, Outcome] = {}
         self.memo_id = next(_PART_IDS)
@@ -238,6 +239,7 @@ class CelRuleSet:
                 if outcome.error is None:
                     mapped[rule.name] = outcome.value
         activation["identity"] = convert(mapped)
+        part.native = self.engine.activation(activation)
         return part
 
     def memo_get(self, key) -> Outcome | None:
@@ -260,6 +262,7 @@ class _RequestValues:
         self.session = session
         self._python: dict | None = None
         self._converted: dict | None = None
+        self._native = None
 
     @property
     def method(self) -> str:
@@ -298,6 +301,12 @@ class _RequestValues:
             self._converted = {k: convert(v) for k, v in self.python().items()}
         return self._converted
 
+    def native(self, part: "_TokenPart"):
+        """The engine's activation of every variable for this request, made once."""
+        if self._native is None:
+            self._native = self.ruleset.engine.activation({**part.activation, **self.converted()})
+        return self._native
+
 
 class _Runner:
     """Runs one rule for one request: from the token cache, the memo, or the engine."""
@@ -310,14 +319,14 @@ class _Runner:
         if self.ruleset.is_static(rule):
             outcome = self.part.static.get(key)
             if outcome is None:
-                outcome = self.part.static[key] = _evaluate(rule, self.part.activation)
+                outcome = self.part.static[key] = _evaluate(rule, self.part.native)
             return outcome
         memo_key = self._memo_key(rule, key)
         if memo_key is not None:
             outcome = self.ruleset.memo_get(memo_key)
             if outcome is not None:
                 return outcome
-        outcome = _evaluate(rule, {**self.part.activation, **self.request.converted()})
+        outcome = _evaluate(rule, self.request.native(self.part))
         if memo_key is not None:
             self.ruleset.memo_put(memo_key, outcome)
         return outcome
