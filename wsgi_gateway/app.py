@@ -199,7 +199,8 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     for authenticator in authenticators:
         places = places | authenticator.credentials
     config = build.config
-    challenges = [a.challenge for a in authenticators if a.challenge]
+    # a 401 from rules or a revoked session challenges like the API's methods do
+    challenges = [a.challenge for a in authenticators if a.challenge] or [f'Bearer realm="{api.name}"']
     rules = _rule_set(api, build)
     limiter = StoreLimiter(build.store, config.limits, api.name, config.policies,
                            default_policy=api.default_policy, clock=build.clock,

@@ -25,7 +25,7 @@ log = logging.getLogger("wsgi_gateway.limits")
 
 
 @dataclass(frozen=True)
-class Limits:
+class MergedLimits:
     """The limits in force for one request: the most permissive of its policies."""
 
     rate: Rate | None
@@ -33,7 +33,7 @@ class Limits:
     key: str | None = None  # the winning policy's rate_key expression
 
     @classmethod
-    def merge(cls, names: tuple[str, ...], policies: Mapping[str, PolicyConfig]) -> "Limits":
+    def merge(cls, names: tuple[str, ...], policies: Mapping[str, PolicyConfig]) -> "MergedLimits":
         found = [policies[n] for n in names if n in policies]
         rates = [p.rate for p in found if p.rate]
         quotas = [p.quota for p in found if p.quota]
@@ -67,13 +67,13 @@ class StoreLimiter:
                         else ExactCounter(store))
         self.previous = PreviousWindows(store, clock)
         self._failing = False
-        self._merged: dict[tuple[str, ...], Limits] = {}
+        self._merged: dict[tuple[str, ...], MergedLimits] = {}
         self.keys = dict(keys or {})  # rate_key expression -> compiled RateKey
 
-    def limits_for(self, names: tuple[str, ...]) -> Limits:
+    def limits_for(self, names: tuple[str, ...]) -> MergedLimits:
         merged = self._merged.get(names)
         if merged is None:
-            merged = self._merged[names] = Limits.merge(names, self.policies)
+            merged = self._merged[names] = MergedLimits.merge(names, self.policies)
             if len(self._merged) > 1024:  # bounded: policy combinations are few
                 self._merged.clear()
         return merged
@@ -97,7 +97,7 @@ class StoreLimiter:
                 raise self._refusal(verdict, headers)
         return headers
 
-    def _count(self, limits: Limits, subject: str, ctx) -> list[Verdict]:
+    def _count(self, limits: MergedLimits, subject: str, ctx) -> list[Verdict]:
         now = self.clock()
         verdicts = []
         if limits.rate is not None:
