@@ -216,6 +216,9 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
                                                              clock=build.clock))
         app = SessionLayer(app, sessions=sessions, header=config.sessions.header,
                            challenges=challenges)
-    app = Authenticate(app, authenticators=authenticators,
-                       segregate_by_client=api.segregate_by_client)
+    identity_from = None
+    if api.identity_from is not None:  # a method name in the config → that authenticator's id
+        identity_from = authenticators[[m.method for m in api.auth].index(api.identity_from)].id
+    app = Authenticate(app, authenticators=authenticators, segregate_by_client=api.segregate_by_client,
+                       mode=api.auth_mode, identity_from=identity_from)
     return app, ApiRuntime(api, tuple(authenticators), rules)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .context import RequestContext
 
 access = logging.getLogger("wsgi_gateway.access")
-_FIELDS = ("request_id", "api", "method", "path", "status", "ms", "identity", "decision")
+_FIELDS = ("request_id", "api", "method", "path", "status", "ms", "identity", "auth", "decision")
 
 
 class _CachedTime(logging.Formatter):
@@ -89,6 +89,7 @@ def log_request(ctx: "RequestContext", environ: dict, status: str, seconds: floa
         "status": status.split(" ", 1)[0],
         "ms": round(seconds * 1000, 2),
         "identity": identity.alias if identity else "-",
+        "auth": identity.method if identity else "-",
         "decision": ctx.decision or "-",
     }
     # makeRecord + handle skips the caller lookup logger.info would do on every request
@@ -96,7 +97,7 @@ def log_request(ctx: "RequestContext", environ: dict, status: str, seconds: floa
                                     extra={"gw": fields}))
 
 
-_PLAIN_FIELDS = frozenset({"request_id", "api", "status", "ms", "decision"})
+_PLAIN_FIELDS = frozenset({"request_id", "api", "status", "ms", "decision", "auth"})
 _PLAIN = re.compile(r'[^\s"=\\]+\Z')
 
 

@@ -149,6 +149,7 @@ def test_fetch_failures_logged_once_per_state_change(fresh_idp, make_gateway, ca
     gw = make_gateway([provider_block(fresh_idp, jwks={"refetch_interval": "0s", "timeout": "200ms"})])
     fresh_idp.stop()
     with caplog.at_level(logging.INFO, logger="wsgi_gateway.jwks"):
+        caplog.clear()  # the warm-up's own "keys loaded" may have been captured already
         for i in range(5):
             gw.get(fresh_idp.issue(kid=fresh_idp.add_key("ES256")))
         fresh_idp.start()

@@ -113,7 +113,9 @@ class ApiConfig:
     upstream: UpstreamConfig = field(default=UpstreamConfig(), metadata={"parse": _upstream})
     auth: tuple[AuthMethodConfig, ...] = field(
         default=(AuthMethodConfig("keyless"),), metadata={"parse": _auth_methods})
-    auth_mode: Literal["any"] = "any"  # the first method that recognises a credential decides
+    auth_mode: Literal["any", "all"] = "any"  # any: the first method with a credential decides;
+    #                                           all: every method must succeed
+    identity_from: str | None = None   # with auth_mode all: the method whose identity counts
     rules: str | None = None           # a CEL rule file (rules/…yaml), relative to this config
     strip_auth: bool = True            # the upstream never sees the client's credentials
     segregate_by_client: bool = False  # one session per identity *and* client ID
@@ -123,6 +125,12 @@ class ApiConfig:
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.name):
             raise ValueError(f"name {self.name!r}: 1-64 of A-Z a-z 0-9 _ . -")
+        methods = [m.method for m in self.auth]
+        if self.identity_from is not None and self.identity_from not in methods:
+            raise ValueError(f"identity_from {self.identity_from!r} is not one of the API's "
+                             f"methods ({', '.join(methods)})")
+        if self.auth_mode == "all" and "keyless" in methods:
+            raise ValueError("auth_mode all cannot include keyless (it proves nothing)")
         if not self.path.startswith("/") or "//" in self.path or "/./" in self.path + "/" \
                 or "/../" in self.path + "/":
             raise ValueError(f"path {self.path!r} must start with / and be normalised")

@@ -83,7 +83,9 @@ def build_dataclass(cls: type, node: object, where: Where) -> typing.Any:
     """An instance of ``cls`` from a mapping; unknown and missing keys are problems."""
     if not isinstance(node, dict):
         return _fail(where, f"expected a mapping, got {_kind(node)}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.metadata.get("internal")}
+    # keyed by the YAML name: a field's own name, or metadata "key" (``class`` → ``class_``)
+    fields = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls)
+              if f.init and not f.metadata.get("internal")}
     hints = typing.get_type_hints(cls)
     ok = True
     for key in node:
@@ -101,7 +103,7 @@ def build_dataclass(cls: type, node: object, where: Where) -> typing.Any:
                 where.problem(f"missing required key {name!r}")
             continue
         try:
-            values[name] = _build_field(f, hints[name], node[name], where.key(node, name))
+            values[f.name] = _build_field(f, hints[f.name], node[name], where.key(node, name))
         except Invalid:
             ok = False
     if not ok:

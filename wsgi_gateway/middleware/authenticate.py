@@ -16,34 +16,34 @@ class Authenticate:
     :param authenticators: tried in order; the first that recognises a credential
         decides (a bad credential fails the request, it does not fall through).
     :param segregate_by_client: the session ID includes the client ID.
+    :param mode: ``any`` (the first method that recognises a credential decides) or
+        ``all`` (every method must succeed; the identity is ``identity_from``'s, else the
+        first method's, as Tyk's ``base_identity_provided_by``).
+    :param identity_from: with ``all``, the id of the method whose identity counts.
 
     When none recognises a credential the answer is 401 with every method's
     ``WWW-Authenticate`` challenge and no error code (RFC 6750 §3.1).
     """
 
     def __init__(self, app: Callable, *, authenticators: Sequence[Authenticator],
-                 segregate_by_client: bool = False):
+                 segregate_by_client: bool = False, mode: str = "any",
+                 identity_from: str | None = None):
         if not authenticators:
             raise ValueError("Authenticate needs at least one authenticator")
         self.app = app
         self.authenticators = tuple(authenticators)
         self.segregate_by_client = segregate_by_client
+        self.mode = mode
+        self.identity_from = identity_from or self.authenticators[0].id
         self.challenges = tuple(a.challenge for a in self.authenticators if a.challenge)
 
     def __call__(self, environ, start_response):
         ctx = context_of(environ)
         request = ctx.request(environ)
         try:
-            for authenticator in self.authenticators:
-                identity = authenticator.authenticate(request)
-                if identity is not None:
-                    ctx.identity = identity
-                    ctx.session_id = identity.session_id(self.segregate_by_client)
-                    ctx.record("authn", authenticator.id, "identified", identity.alias)
-                    break
-            else:
-                ctx.record("authn", "-", "no credential")
-                raise Unauthorized("credentials are required", challenges=self.challenges)
+            identity = self._all(ctx, request) if self.mode == "all" else self._any(ctx, request)
+            ctx.identity = identity
+            ctx.session_id = identity.session_id(self.segregate_by_client)
         except Unauthorized as err:
             ctx.decision = "unauthenticated"
             return err.with_challenges(self.challenges)(environ, start_response)
@@ -51,3 +51,26 @@ class Authenticate:
             ctx.decision = "unavailable"
             return err(environ, start_response)
         return self.app(environ, start_response)
+
+    def _any(self, ctx, request):
+        for authenticator in self.authenticators:
+            identity = authenticator.authenticate(request)
+            if identity is not None:
+                ctx.record("authn", authenticator.id, "identified", identity.alias)
+                return identity
+        ctx.record("authn", "-", "no credential")
+        raise Unauthorized("credentials are required", challenges=self.challenges)
+
+    def _all(self, ctx, request):
+        chosen = first = None
+        for authenticator in self.authenticators:
+            identity = authenticator.authenticate(request)
+            if identity is None:
+                ctx.record("authn", authenticator.id, "no credential")
+                raise Unauthorized("every credential of this API is required",
+                                   challenges=self.challenges)
+            ctx.record("authn", authenticator.id, "identified", identity.alias)
+            first = first or identity
+            if authenticator.id == self.identity_from and chosen is None:
+                chosen = identity
+        return chosen or first

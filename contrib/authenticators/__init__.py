@@ -1,0 +1,1 @@
+"""Worked examples of custom authenticators (see wsgi_gateway.authn.custom)."""
