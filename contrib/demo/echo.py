@@ -18,6 +18,13 @@ def app(request: Request) -> Response:
         "headers": dict(request.headers.items()),
         "body_bytes": len(body),
     }
+    ctx = request.environ.get("wsgi_gateway.context")  # present when the gateway wraps us in-process
+    if ctx is not None:
+        echo["gateway"] = {
+            "api": ctx.api, "decision": ctx.decision, "policies": list(ctx.policies),
+            "identity": ctx.identity.alias if ctx.identity else None,
+            "session_id": ctx.session_id,
+        }
     return Response(json.dumps(echo, indent=2) + "\n", content_type="application/json")
 
 

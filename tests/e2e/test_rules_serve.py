@@ -63,6 +63,7 @@ def test_decisions_under_gunicorn(served):
     assert ok.status_code == 200
     seen = ok.json()["headers"]
     assert seen["X-User-Id"] == "ann" and seen["X-Groups"] == "admins"
+    assert ok.json()["gateway"]["policies"] == ["gold"]  # the context, as the upstream sees it
     assert "Authorization" not in seen
     invalid = call(gw, token=mint(tenant="globex"))
     assert invalid.status_code == 401 and invalid.json()["detail"] == "this API is for acme"
@@ -75,6 +76,10 @@ def test_decisions_under_gunicorn(served):
     assert broken.status_code == 403 and broken.json()["detail"] == "broken rule"  # errors deny
     shadow = call(gw, path="/api/shadow", token=acme)
     assert shadow.status_code == 200
+    deadline = time.monotonic() + 5
+    while "shadow rule" not in gw.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "shadow rule" in gw.log() and "would=\"shadow: would deny\"" in gw.log()
 
 
 def test_bad_rules_on_reload_keep_the_old_ones(served):

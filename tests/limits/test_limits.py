@@ -151,3 +151,28 @@ def test_bad_rate_key_stops_loading(in_process, memcached):
     with pytest.raises(ConfigError, match="policies.basic.rate_key"):
         in_process(gateway_config(memcached.address,
                                   policies={"basic": {"rate": "1/s", "rate_key": "claims.org +"}}))
+
+
+def test_at_most_two_store_round_trips_per_request_in_steady_state(gw, memcached):
+    from pymemcache.client.base import Client as RawClient
+
+    def stats():
+        raw = RawClient(("127.0.0.1", memcached.port)).stats()
+        return {k: int(raw[k.encode()]) for k in ("cmd_get", "cmd_set", "incr_hits", "incr_misses",
+                                                  "cmd_touch")}
+
+    wait_for_fresh_window(60, 10)
+    g = gw({"basic": {"rate": "1000/60s", "quota": "100000/1d"}})
+    token = mint(sub="steady")
+    assert g.get(token).status_code == 200  # first use: session created, windows opened
+    before = stats()
+    started = time.monotonic()
+    for _ in range(50):
+        assert g.get(token).status_code == 200
+    elapsed = time.monotonic() - started
+    delta = {k: stats()[k] - before[k] for k in before}
+    incrs = delta["incr_hits"] + delta["incr_misses"]
+    assert incrs == 100  # one for the rate window, one for the quota period
+    # the session and its revocation markers are re-read once a second (one get_many)
+    assert delta["cmd_get"] <= 3 * (int(elapsed) + 2)
+    assert delta["cmd_set"] <= 2 and delta["cmd_touch"] == 0

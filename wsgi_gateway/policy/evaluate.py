@@ -124,6 +124,10 @@ class CelRuleSet:
         decision = self.decide(ctx.identity, values)
         for name, outcome, note in decision.steps:
             ctx.record("rules", name, outcome, note)
+            if note.startswith("shadow:") or "(shadow, not applied)" in note:
+                log.info("shadow rule", extra={"gw": {"request_id": ctx.request_id,
+                                                      "rules": self.name, "rule": name,
+                                                      "would": note}})
         if self.rules.shadow:  # as if there were no rules: only the API's default policy
             _log_shadow(ctx, self.name, decision)
             ctx.record("rules", self.name, "shadow", "not enforced")
