@@ -178,3 +178,28 @@ def test_cost_bounds(gw):
     response = g.get(mint(big=[0] * 1200))  # over the list bound (1000): the rule fails closed
     assert response.status_code == 403 and time.monotonic() - started < 1.0
     assert g.get(mint(big=list(range(50)))).status_code == 403  # within bounds: it runs (and denies)
+
+
+def test_headers_can_read_the_limits_just_counted(gw, memcached, in_process, tmp_path, engine):
+    from tests.support.gateways import gateway_config as config_for
+
+    (tmp_path / "late.yaml").write_text(textwrap.dedent("""\
+        headers:
+          X-Quota-Remaining: "has(limits.quota.remaining) ? string(limits.quota.remaining) : 'none'"
+          X-User: "claims.sub"
+    """))
+    config = config_for(memcached.address, policies={"basic": {"quota": "5/1d"}},
+                        api={"rules": "late.yaml"})
+    config["cel"] = {"engine": engine}
+    g = in_process(config, name="late-gateway")
+    token = mint(sub="quota-reader")
+    seen = [echoed(g.get(token))["X-Quota-Remaining"] for _ in range(3)]
+    assert seen == ["4", "3", "2"]
+    assert echoed(g.get(token))["X-User"] == "quota-reader"
+
+
+def test_only_headers_may_read_limits(gw):
+    from wsgi_gateway.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="only headers may read limits"):
+        gw('deny: [{when: "limits.rate.remaining == 0", reason: x}]\n')

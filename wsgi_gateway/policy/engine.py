@@ -180,9 +180,9 @@ __all__ = [
 ]
 
 #: The only top-level names a rule may use.
-VARIABLES: Final = ("claims", "token", "identity", "request", "session", "api", "now")
+VARIABLES: Final = ("claims", "token", "identity", "request", "session", "api", "now", "limits")
 #: The variables that are maps (``map(string, dyn)``); ``api`` is a string, ``now`` a timestamp.
-MAP_VARIABLES: Final = frozenset({"claims", "token", "identity", "request", "session"})
+MAP_VARIABLES: Final = frozenset({"claims", "token", "identity", "request", "session", "limits"})
 
 # --- limits (shared by both engines) --------------------------------------------------
 

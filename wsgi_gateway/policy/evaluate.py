@@ -31,7 +31,8 @@ from ..mutate.headers import check_header_value
 from .engine import Engine, EvalError
 from .rulefile import Rule, RuleFile
 from .variables import (
-    TOKEN_ROOTS, base_identity, now_variable, request_variable, session_variable, token_variable,
+    TOKEN_ROOTS, base_identity, limits_variable, now_variable, request_variable, session_variable,
+    token_variable,
 )
 
 log = logging.getLogger("wsgi_gateway.rules")
@@ -114,6 +115,8 @@ class CelRuleSet:
         self.clock = clock
         self._api_value = engine.convert(api)
         self._static = {r.name + r.section: _is_static(r) for r in rules.rules()}
+        self._late = frozenset(r.name for r in rules.headers
+                               if any(ref.partition(".")[0] == "limits" for ref in r.program.references))
         self._tokens: LRUCache = LRUCache(maxsize=cache_size)
         self._memo: LRUCache = LRUCache(maxsize=cache_size)
         self._lock = threading.Lock()
@@ -121,6 +124,7 @@ class CelRuleSet:
     # -- the RuleSet protocol ------------------------------------------------------
     def evaluate(self, ctx, request) -> None:
         values = _RequestValues(request.environ, request, self, ctx.extras.get("session"))
+        values.live = True
         decision = self.decide(ctx.identity, values)
         for name, outcome, note in decision.steps:
             ctx.record("rules", name, outcome, note)
@@ -138,6 +142,8 @@ class CelRuleSet:
         if not decision.allowed:
             raise _refusal(decision)
         ctx.upstream_headers.update(decision.headers)
+        if self._late:  # headers reading `limits`: the Mutate layer asks for them later
+            ctx.extras["late_headers"] = lambda: self._late_headers(ctx, values)
 
     # -- the decision --------------------------------------------------------------
     def decide(self, identity: Identity, request: "_RequestValues") -> Decision:
@@ -153,7 +159,7 @@ class CelRuleSet:
         self._deny(run, decision)
         self._allow(run, decision)
         if decision.allowed:
-            self._headers(run, decision)
+            self._headers(run, decision, late=False if request.live else None)
         return decision
 
     def _validate(self, run, decision: Decision) -> None:
@@ -203,8 +209,21 @@ class CelRuleSet:
             code = next((r.code for r in enforced if r.code), None)
             decision.refuse(403, "no allow rule matched", code)
 
-    def _headers(self, run, decision: Decision) -> None:
+    def _late_headers(self, ctx, values: "_RequestValues") -> dict[str, str]:
+        """The headers that read ``limits``, once the Limits layer has counted."""
+        values.set_limits(limits_variable(ctx.extras.get("limits")))
+        decision = Decision()
+        self._headers(_Runner(self, self._token_part(ctx.identity), values), decision, late=True)
+        for name, outcome, note in decision.steps:
+            ctx.record("rules", name, outcome, note)
+        return decision.headers
+
+    def _headers(self, run, decision: Decision, late: bool | None = None) -> None:
+        """The header rules: all of them (late=None, for explain and tests), or only
+        those that do not (late=False) or do (late=True) read ``limits``."""
         for rule in self.rules.headers:
+            if late is not None and (rule.name in self._late) != late:
+                continue
             outcome = run(rule)
             value = None if outcome.error else header_text(outcome.value)
             note = ""
@@ -264,6 +283,8 @@ class _RequestValues:
     def __init__(self, environ: dict, request, ruleset: CelRuleSet, session: dict | None = None):
         self.environ, self.request, self.ruleset = environ, request, ruleset
         self.session = session
+        self.live = False    # True in the stack: headers reading limits wait for them
+        self.limits: dict = limits_variable(())
         self._python: dict | None = None
         self._converted: dict | None = None
         self._native = None
@@ -296,7 +317,8 @@ class _RequestValues:
         if self._python is None:
             self._python = {"request": request_variable(self.environ, self.request),
                             "session": session_variable(self.session),
-                            "now": now_variable(self.ruleset.clock())}
+                            "now": now_variable(self.ruleset.clock()),
+                            "limits": self.limits}
         return self._python
 
     def converted(self) -> dict[str, Any]:
@@ -304,6 +326,15 @@ class _RequestValues:
             convert = self.ruleset.engine.convert
             self._converted = {k: convert(v) for k, v in self.python().items()}
         return self._converted
+
+    def set_limits(self, limits: dict) -> None:
+        """Bind ``limits`` (after the Limits layer counted), refreshing the activations."""
+        self.limits = limits
+        if self._python is not None:
+            self._python["limits"] = limits
+        if self._converted is not None:
+            self._converted["limits"] = self.ruleset.engine.convert(limits)
+        self._native = None
 
     def native(self, part: "_TokenPart"):
         """The engine's activation of every variable for this request, made once."""

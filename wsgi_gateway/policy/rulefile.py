@@ -172,6 +172,10 @@ def _items(loader: _Loader, node, section: str, required: tuple[str, ...], *, bo
             continue
         expr_key = required[0]
         compiled = loader.compile(item, expr_key, f"{where}.{expr_key}", boolean=boolean)
+        if compiled is not None and _reads_limits(compiled[1]):
+            loader.problem(item, expr_key, f"{where}.{expr_key}", "only headers may read limits "
+                           "(they are counted after the rules decide)")
+            compiled = None
         extras = _extras(loader, item, where, section)
         if compiled is not None and extras is not None:
             rules.append(Rule(section, item.get("name") or where, compiled[0], compiled[1],
@@ -219,6 +223,10 @@ def _mapping(loader: _Loader, node, section: str, *, boolean: bool):
             loader.problem(entries, key, where, "map names are lower_snake_case identifiers")
             continue
         compiled = loader.compile(entries, key, where, boolean=boolean)
+        if compiled is not None and section != "headers" and _reads_limits(compiled[1]):
+            loader.problem(entries, key, where, "only headers may read limits (they are "
+                           "counted after the rules decide)")
+            continue
         if compiled is not None and section == "map" and not _token_only(compiled[1]):
             loader.problem(entries, key, where, "map reads only claims, token, identity and api "
                            "(an identity must not depend on the request)")
@@ -227,6 +235,10 @@ def _mapping(loader: _Loader, node, section: str, *, boolean: bool):
             rules.append(Rule(section, key, compiled[0], compiled[1],
                               Location(loader.path, mark_of(entries, key))))
     return tuple(rules)
+
+
+def _reads_limits(program: Program) -> bool:
+    return any(ref.partition(".")[0] == "limits" for ref in program.references)
 
 
 def _token_only(program: Program) -> bool:

@@ -66,3 +66,12 @@ def session_variable(record: dict | None) -> dict[str, Any]:
         return {"id": "", "created": 0.0, "last_seen": 0.0, "meta": {}}
     return {"id": record.get("id", ""), "created": float(record.get("created", 0.0)),
             "last_seen": float(record.get("last_seen", 0.0)), "meta": dict(record.get("meta") or {})}
+
+
+def limits_variable(verdicts) -> dict[str, Any]:
+    """``limits`` (headers only): ``rate`` and ``quota``, each with ``limit``,
+    ``remaining`` and ``reset`` (seconds); an absent limit is an empty map."""
+    out: dict[str, Any] = {"rate": {}, "quota": {}}
+    for v in verdicts or ():
+        out[v.kind] = {"limit": v.limit, "remaining": v.remaining, "reset": int(v.resets_in + 0.999)}
+    return out
