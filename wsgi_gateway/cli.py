@@ -156,7 +156,7 @@ def _print_banner(config, settings) -> None:
     for api in config.apis:
         print(f"  {api.name}: curl -i {base}{api.path}   (auth: "
               f"{', '.join(m.method for m in api.auth)})", file=sys.stderr)
-    print(f"  health: curl -i {base}{config.ops.prefix}ready", file=sys.stderr)
+    print(f"  ready:  curl -i {base}{config.ops.prefix}ready", file=sys.stderr)
 
 
 if __name__ == "__main__":
