@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="every session of this identity (all clients, all APIs)")
     revoke.set_defaults(run=_sessions, action="revoke")
 
+    from .authn.apikey_cli import add_commands as add_key_commands
+
+    add_key_commands(commands)
+
     explain = commands.add_parser("explain", help="show how the rules decide a request")
     explain.add_argument("-c", "--config", required=True, help="the gateway's YAML config")
     source = explain.add_mutually_exclusive_group(required=True)

@@ -31,6 +31,8 @@ class Identity:
     org: str = ""          # the organisation claim, when the provider names one
     provider: str = ""     # the provider (issuer config) that vouched for it
     token_kind: str = ""   # "access" or "id" for tokens
+    policies: tuple[str, ...] = ()  # granted by the credential itself (API keys, users
+    #                                 files); never taken from token claims
 
     @property
     def alias(self) -> str:

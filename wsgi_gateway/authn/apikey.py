@@ -23,17 +23,26 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-from cachetools import LRUCache, TTLCache
+from cachetools import LRUCache
 
 from ..config.model import ApiConfig
 from ..config.source import load_yaml
 from ..config.typed import Invalid, Where, build_dataclass, parsed
 from ..config.units import parse_duration
 from ..context import context_of
-from ..errors import ConfigError, InvalidRequest, InvalidToken, ServiceUnavailable, StoreError
+from ..errors import (
+    ConfigError,
+    InvalidRequest,
+    InvalidToken,
+    ServiceUnavailable,
+    StoreError,
+)
 from ..identity import Identity
+from ..mutate.headers import environ_key
 from ..store.base import Store
-from .apikeys_store import KEY_ID, PREFIX, ApiKeys, KeyRecord, key_digest, key_id_of
+from .apikeys_store import (
+    KEY_ID, PREFIX, SHA256_HEX, ApiKeys, KeyRecord, key_digest, key_id_of,
+)
 from .credentials import CredentialPlaces, authorization
 from .registry import Method, register
 
@@ -44,7 +53,6 @@ _KEY_CHARS = re.compile(r"[A-Za-z0-9_-]+\Z")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # an RFC 9110 header name
 INVALID = "the API key is invalid"  # unknown id or wrong secret: the same answer for both
 DEFAULT_NAMES = {"header": "X-API-Key", "query": "api_key", "bearer": "Authorization"}
-_MISS = object()
 
 
 def _keys_file(node: object, where: Where) -> str:
@@ -110,7 +118,8 @@ class ApiKeyAuthenticator:
                           else f'ApiKey realm="{realm}", {options.source}="{options.param}"')
         self.credentials = (CredentialPlaces(query=(options.param,)) if options.source == "query"
                             else CredentialPlaces(headers=(options.param,)))
-        self._records = TTLCache(options.cache_size, max(options.cache_ttl, 1e-9), timer=time.monotonic)
+        self._environ_key = environ_key(options.param)
+        self._records: LRUCache = LRUCache(options.cache_size)  # id -> (until, record, identity)
         self._identities: LRUCache = LRUCache(options.cache_size)
         self._lock = threading.Lock()
         self._failing = False
@@ -120,7 +129,7 @@ class ApiKeyAuthenticator:
         if key is None:
             return None
         key_id = key_id_of(key)
-        record = self._record(key_id) if key_id else None
+        record, identity = self._lookup(key_id) if key_id else (None, None)
         if record is None or not hmac.compare_digest(record.sha256, key_digest(key)):
             self._note(request, key_id, "unknown key or wrong secret")
             raise InvalidToken(INVALID)
@@ -128,7 +137,7 @@ class ApiKeyAuthenticator:
         if reason:
             self._note(request, key_id, reason)
             raise InvalidToken(reason)
-        return self._identity(record)
+        return identity
 
     def ready(self) -> str | None:
         return None  # the store's own readiness is reported by the gateway
@@ -140,40 +149,51 @@ class ApiKeyAuthenticator:
             if key is None or not key.startswith(PREFIX):
                 return None  # another method's bearer token (a JWT, an opaque token)
         else:
-            where = request.headers if self.options.source == "header" else request.args
-            values = where.getlist(self.options.param)
-            if not values:
+            key = self._header_or_query(request)
+            if key is None:
                 return None
-            if len(values) > 1:
-                raise InvalidRequest(f"more than one {self.options.param} given")
-            key = values[0].strip(" \t")
         if len(key) > MAX_KEY_LENGTH:
             raise InvalidRequest("the API key is too long")
         if not _KEY_CHARS.match(key):
             raise InvalidRequest("the API key has characters no API key has")
         return key
 
-    def _record(self, key_id: str) -> KeyRecord | None:
-        """The key's record: from this worker's cache (≤ cache_ttl old) or the store."""
-        if self.options.cache_ttl > 0:
-            with self._lock:
-                cached = self._records.get(key_id, _MISS)
-            if cached is not _MISS:
-                return cached
+    def _header_or_query(self, request) -> str | None:
+        if self.options.source == "header":  # from the environ: werkzeug's getlist scans it all
+            value = request.environ.get(self._environ_key)
+            values = [] if value is None else [value]
+        else:
+            values = request.args.getlist(self.options.param)
+        if not values:
+            return None
+        if len(values) > 1 or "," in values[0]:  # a server joins repeated headers with commas
+            raise InvalidRequest(f"more than one {self.options.param} given")
+        return values[0].strip(" \t")
+
+    def _lookup(self, key_id: str) -> tuple[KeyRecord | None, Identity | None]:
+        """The key's record and identity: from this worker's cache (≤ cache_ttl old), else
+        the store (and the keys_file)."""
+        with self._lock:
+            cached = self._records.get(key_id)
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1], cached[2]
+        started = time.monotonic()
         try:
             stored = self.keys.get(key_id)
         except StoreError:
             self._store_state(failing=True)
             raise ServiceUnavailable("API keys cannot be checked now", retry_after=1) from None
         self._store_state(failing=False)
-        record = _merge(self.static.get(key_id), stored)
-        if self.options.cache_ttl > 0:
+        record = merge_static(self.static.get(key_id), stored)
+        identity = None if record is None else self._identity(record)
+        if self.options.cache_ttl > 0:  # read before the store answered: never older than the TTL
             with self._lock:
-                self._records[key_id] = record
-        return record
+                self._records[key_id] = (started + self.options.cache_ttl, record, identity)
+        return record, identity
 
     def _identity(self, record: KeyRecord) -> Identity:
-        """One Identity per unchanged record, so the rule layer's per-identity cache hits."""
+        """One Identity per unchanged record, so the rule layer's per-identity cache hits
+        after every re-read."""
         with self._lock:
             identity = self._identities.get(record)
         if identity is None:
@@ -204,10 +224,10 @@ def to_identity(record: KeyRecord, policies: tuple[str, ...]) -> Identity:
         claims["exp"] = record.expires
     return Identity(method="apikey", subject=record.subject, issuer="apikey", client_id=record.id,
                     audiences=(record.api,), expires_at=record.expires,
-                    claims=MappingProxyType(claims))
+                    claims=MappingProxyType(claims), policies=tuple(policies))
 
 
-def _merge(static: KeyRecord | None, stored: KeyRecord | None) -> KeyRecord | None:
+def merge_static(static: KeyRecord | None, stored: KeyRecord | None) -> KeyRecord | None:
     """A keys_file key, revoked when the store holds its revocation (``keys revoke``)."""
     if static is None:
         return stored
@@ -248,8 +268,8 @@ class StaticKeyConfig:
     """One key of a ``keys_file``, as ``wsgi-gateway keys create --static`` prints it."""
 
     id: str = field(metadata={"parse": _matching(KEY_ID, "the key id (16 lower-case hex digits)")})
-    sha256: str = field(metadata={"parse": _matching(re.compile(r"[0-9a-f]{64}\Z"),
-                                                     "the key's SHA-256, 64 lower-case hex digits")})
+    sha256: str = field(metadata={"parse": _matching(SHA256_HEX,
+                                                     "the key's SHA-256 (64 lower-case hex)")})
     api: str
     policies: tuple[str, ...] = ()
     subject: str | None = None        # default: the key id

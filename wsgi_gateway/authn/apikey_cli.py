@@ -16,7 +16,15 @@ import time
 
 from ..config.units import parse_duration
 from ..errors import ConfigError, StoreError
-from .apikeys_store import KEY_ID, ApiKeys, KeyRecord, KeyStateError, key_digest, new_key
+from .apikey import merge_static, static_keys
+from .apikeys_store import (
+    KEY_ID,
+    ApiKeys,
+    KeyRecord,
+    KeyStateError,
+    key_digest,
+    new_key,
+)
 
 
 def add_commands(subparsers) -> None:
@@ -29,7 +37,7 @@ def add_commands(subparsers) -> None:
     create.add_argument("--api", required=True, help="the API the key is for")
     create.add_argument("--policy", action="append", default=[], dest="policies",
                         help="a policy of the config (repeatable; none: the API's default_policy)")
-    create.add_argument("--expires", type=_duration, help="lifetime, e.g. 30d (default: never)")
+    create.add_argument("--expires", type=_lifetime, help="lifetime, e.g. 30d (default: never)")
     create.add_argument("--meta", action="append", default=[], type=_meta, metavar="K=V",
                         help="metadata rules read as claims.meta (repeatable)")
     create.add_argument("--subject", type=_subject, help="the identity's subject (default: the key id)")
@@ -55,7 +63,7 @@ def add_commands(subparsers) -> None:
     rotate.add_argument("key_id", type=_key_id)
     rotate.add_argument("--grace", type=_duration, default=86400.0,
                         help="how long the old key stays valid (default 24h; 0 ends it now)")
-    rotate.add_argument("--expires", type=_duration,
+    rotate.add_argument("--expires", type=_lifetime,
                         help="lifetime of the new key (default: the old key's expiry)")
     rotate.add_argument("--json", action="store_true", help="print one JSON object")
     rotate.set_defaults(run=_guarded(_rotate))
@@ -84,8 +92,8 @@ def _create(args) -> int:
     meta = dict(args.meta)
     if args.static:
         return _create_static(args, meta)
-    key, record = _run(lambda: _keys(config).create(
-        args.api, policies=args.policies, meta=meta, expires_in=args.expires, subject=args.subject))
+    key, record = _keys(config).create(args.api, policies=args.policies, meta=meta,
+                                       expires_in=args.expires, subject=args.subject)
     _print_key(key, record, args.json, f"created key {record.id} for API {record.api}")
     return 0
 
@@ -110,14 +118,14 @@ def _create_static(args, meta: dict) -> int:
 
 
 def _list(args) -> int:
-    config = _config(args.config)
+    config = _config(args.config, need_store=False)  # a memory store holds no keys: files only
     apis = [args.api] if args.api else [a.name for a in config.apis]
     unknown = [a for a in apis if a not in {x.name for x in config.apis}]
     if unknown:
         return _error(f"no API {unknown[0]!r} in {config.source}", 2)
     keys, static = _keys(config), _static(config)
-    records = _run(lambda: [_with_store(r, keys) for r in static.values() if r.api in apis]
-                   + [r for api in apis for r in keys.list(api)])
+    records = [merge_static(r, keys.get(r.id)) for r in static.values() if r.api in apis]
+    records += [r for api in apis for r in keys.list(api)]
     now = time.time()
     if args.json:
         print(json.dumps([r.public(now) for r in records], indent=2))
@@ -130,10 +138,10 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    config = _config(args.config)
+    config = _config(args.config, need_store=False)
     keys, static = _keys(config), _static(config)
-    record = _run(lambda: _with_store(static[args.key_id], keys) if args.key_id in static
-                  else keys.show(args.key_id))
+    record = (merge_static(static[args.key_id], keys.get(args.key_id)) if args.key_id in static
+              else keys.show(args.key_id))
     if record is None:
         return _error(f"no key {args.key_id}", 1)
     print(json.dumps(record.public(time.time()), indent=2))
@@ -144,11 +152,11 @@ def _revoke(args) -> int:
     config = _config(args.config)
     keys, static = _keys(config), _static(config)
     if args.key_id in static:
-        _run(lambda: keys.revoke_static(static[args.key_id]))
+        keys.revoke_static(static[args.key_id])
         print(f"revoked keys_file key {args.key_id} (refused on every worker within 1 s); "
               "also remove it from the file: the store may lose the revocation")
         return 0
-    if _run(lambda: keys.revoke(args.key_id)) is None:
+    if keys.revoke(args.key_id) is None:
         return _error(f"no key {args.key_id}", 1)
     print(f"revoked key {args.key_id} (refused on every worker within 1 s)")
     return 0
@@ -160,8 +168,7 @@ def _rotate(args) -> int:
         return _error(f"key {args.key_id} is in a keys_file: rotate it there (keys create "
                       "--static, add the new entry, give the old one an expires)", 2)
     try:
-        key, new, old = _run(lambda: _keys(config).rotate(
-            args.key_id, grace=args.grace, expires_in=args.expires))
+        key, new, old = _keys(config).rotate(args.key_id, grace=args.grace, expires_in=args.expires)
     except KeyStateError as err:
         return _error(str(err), 1)
     _print_key(key, new, args.json, f"key {new.id} replaces {old.id}, which stays valid until "
@@ -173,7 +180,6 @@ def _rotate(args) -> int:
 
 def _config(path: str, need_store: bool = True):
     from ..config import load_config
-    from . import apikey  # noqa: F401  (registers the method before the config is read)
 
     config = load_config(path)
     if need_store and config.store.backend != "memcached":
@@ -190,20 +196,12 @@ def _keys(config) -> ApiKeys:
 
 def _static(config) -> dict[str, KeyRecord]:
     """Every keys_file record named by the config's apikey methods."""
-    from .apikey import static_keys
-
     records: dict[str, KeyRecord] = {}
     for api in config.apis:
         for method in api.auth:
             if method.method == "apikey":
                 records.update(static_keys(method.options, config))
     return records
-
-
-def _with_store(record: KeyRecord, keys: ApiKeys) -> KeyRecord:
-    from .apikey import _merge
-
-    return _merge(record, keys.get(record.id))
 
 
 def _check_create(config, api: str, policies: list[str]) -> str | None:
@@ -226,10 +224,6 @@ def _guarded(command):
         except StoreError as err:
             return _error(err.detail or "the store failed", 3)
     return run
-
-
-def _run(call):
-    return call()
 
 
 def _print_key(key: str, record: KeyRecord, as_json: bool, message: str) -> None:
@@ -256,6 +250,13 @@ def _duration(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _lifetime(text: str) -> float:
+    seconds = _duration(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("a lifetime must be positive, e.g. 30d")
+    return seconds
 
 
 def _meta(text: str) -> tuple[str, str]:

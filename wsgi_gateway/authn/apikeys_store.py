@@ -39,6 +39,7 @@ from ..store.base import Store
 PREFIX = "gwk_"
 KEY_FORMAT = re.compile(r"gwk_([0-9a-f]{16})_[A-Za-z0-9_-]{43}\Z")
 KEY_ID = re.compile(r"[0-9a-f]{16}\Z")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
 FOREVER = 5 * 365 * 86400.0   # store TTL of a key without expiry (memcached needs one)
 RETAIN = 30 * 86400.0         # expired and revoked records stay this long, for show/list
 CAS_ATTEMPTS = 16
@@ -119,6 +120,7 @@ def _well_typed(record: KeyRecord) -> bool:
     texts = (record.id, record.sha256, record.api, record.subject, record.source,
              *record.policies, *(part for pair in record.meta for part in pair))
     return (all(isinstance(t, str) for t in texts) and bool(KEY_ID.match(record.id))
+            and bool(SHA256_HEX.match(record.sha256))
             and _number(record.created) and all(t is None or _number(t)
                                                 for t in (record.expires, record.revoked))
             and all(t is None or isinstance(t, str) for t in (record.rotated_to, record.rotated_from)))
@@ -184,8 +186,7 @@ class ApiKeys:
             raise StoreError("a new key id collided with an existing one; create it again")
         return key, record
 
-    def show(self, key_id: str) -> KeyRecord | None:
-        return self.get(key_id)
+    show = get  # the CLI's name for it
 
     def list(self, api: str) -> list[KeyRecord]:
         """The API's keys still in the store, oldest first; prunes vanished ids."""
@@ -234,9 +235,13 @@ class ApiKeys:
                 raise KeyStateError(f"key {key_id} changed meanwhile: it is {record.state(now)}")
             return replace(record, expires=end, rotated_to=new.id)
 
-        updated = self._update(key_id, retire)
-        if updated is None:
-            raise KeyStateError(f"key {key_id} vanished from the store meanwhile")
+        try:
+            updated = self._update(key_id, retire)
+            if updated is None:
+                raise KeyStateError(f"key {key_id} vanished from the store meanwhile")
+        except (KeyStateError, StoreError):
+            self.revoke(new.id)  # a revoked key's replacement must not outlive it
+            raise
         return key, new, updated
 
     def _update(self, key_id: str, change: Callable[[KeyRecord], KeyRecord]) -> KeyRecord | None:

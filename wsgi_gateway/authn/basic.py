@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
 import threading
 import time
 import unicodedata
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +37,11 @@ from ..identity import Identity
 from ..store.keys import digest_key
 from .credentials import CredentialPlaces, authorization
 from .registry import Method, register
-from .users_file import User, has_control, load_users
+from .users_file import UsersTable, has_control, load_users
 
 log = logging.getLogger("wsgi_gateway.authn")
 MAX_HEADER = 4096            # bytes of Authorization; real credentials are far shorter
-FILE_CHECK_INTERVAL = 1.0    # seconds between two looks at the users file
+UNLOCKED_MEMO = 1.0          # a cache hit trusts "not locked" this long (other workers' locks)
 _REALM = re.compile(r'[^"\\\x00-\x1f\x7f]{1,128}\Z')
 
 
@@ -128,94 +125,46 @@ def parse_basic(environ: Mapping) -> tuple[str, str] | None:
     return unicodedata.normalize("NFC", name_text), unicodedata.normalize("NFC", password_text)
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """One version of the users file. ``dummy`` is checked for unknown users, with the
-    file's most common hash parameters, so they cost what a wrong password costs."""
-
-    generation: int
-    users: Mapping[str, User]
-    dummy: str
-
-
-def _snapshot(users: Mapping[str, User], generation: int) -> Snapshot:
-    common = Counter(u.method for u in users.values()).most_common(1)
-    method = common[0][0] if common else "scrypt:32768:8:1"
-    return Snapshot(generation, users, f"{method}${secrets.token_hex(8)}${'0' * 128}")
-
-
-def _signature(path: Path) -> tuple | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
-
-
-class UsersTable:
-    """The users file as last read, re-read when it changes (looked at once per
-    ``interval`` at most). A broken new version is logged and the last good one kept."""
-
-    def __init__(self, path: Path, clock: Callable[[], float] = time.time,
-                 interval: float = FILE_CHECK_INTERVAL):
-        self.path, self.clock, self.interval = Path(path), clock, interval
-        self._lock = threading.Lock()
-        self._signature = _signature(self.path)
-        self.current = _snapshot(load_users(self.path), 0)
-        self._checked = clock()
-        self._bad: tuple | None = None
-
-    def refresh(self) -> Snapshot:
-        """The current snapshot, after looking at the file if ``interval`` has passed."""
-        now = self.clock()
-        if now - self._checked >= self.interval:
-            with self._lock:
-                if now - self._checked >= self.interval:
-                    self._checked = now
-                    signature = _signature(self.path)
-                    if signature not in (self._signature, self._bad):
-                        self._reload(signature)
-        return self.current
-
-    def _reload(self, signature: tuple | None) -> None:
-        try:
-            users = load_users(self.path)
-        except ConfigError as err:
-            self._bad = signature
-            log.error("basic: the users file is broken; the previous version stays: %s",
-                      "; ".join(err.problems))
-            return
-        self._signature, self._bad = signature, None
-        self.current = _snapshot(users, self.current.generation + 1)
-        log.info("basic: users file %s reloaded (%d users)", self.path, len(users))
-
-
 class Lockout:
     """Failed-attempt counters and locks in the store, per user and/or address.
 
     Keys name users by digest (never raw) under the realm, so every gateway sharing the
     store and realm shares the counts. Unknown user names are counted like known ones:
-    a lockout must not reveal which names exist.
+    a lockout must not reveal which names exist. Subjects found unlocked are remembered
+    for :data:`UNLOCKED_MEMO` for cache hits only: a password check always asks the store.
     """
 
     def __init__(self, store, options: LockoutOptions, realm: str,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, memo_size: int = 10_000):
         self.store, self.options, self.realm, self.clock = store, options, realm, clock
         self._failing = False
+        self._unlocked = TTLCache(maxsize=max(memo_size, 1), ttl=UNLOCKED_MEMO, timer=clock)
+        self._lock = threading.Lock()
 
-    def check(self, user: str, address: str) -> None:
-        """Raise 429 when ``user`` or ``address`` is locked (503 if the store fails, closed)."""
-        keys = [self._key("lock", scope, value) for scope, value in self._subjects(user, address)]
-        found = self._call(self.store.get_many, keys) or {}
+    def check(self, user: str, address: str, *, exact: bool = True) -> None:
+        """Raise 429 when ``user`` or ``address`` is locked (503 if the store fails, closed).
+
+        ``exact=False`` (a cached credential) may trust a recent "not locked".
+        """
+        subjects = self._subjects(user, address)
+        with self._lock:
+            if not exact and all(s in self._unlocked for s in subjects):
+                return
+        found = self._call(self.store.get_many, [self._key("lock", *s) for s in subjects])
         now = self.clock()
-        until = max((_until(v, now) for v in found.values()), default=0.0)
+        until = max((_until(v, now) for v in (found or {}).values()), default=0.0)
         if until > now:
             raise TooManyRequests("too many failed sign-in attempts; try again later",
                                   retry_after=until - now)
+        if found is not None:
+            with self._lock:
+                self._unlocked.update(dict.fromkeys(subjects, True))
 
     def failed(self, user: str, address: str) -> None:
         """Count one failure for each subject; lock those that reached the limit."""
         for scope, value in self._subjects(user, address):
+            with self._lock:
+                self._unlocked.pop((scope, value), None)
             count = self._call(self.store.incr, self._key("fail", scope, value),
                                ttl=self.options.window, quiet=True)
             if count is not None and count >= self.options.attempts:
@@ -270,14 +219,17 @@ class BasicAuthenticator:
     :param realm: the ``WWW-Authenticate`` realm; the identity's issuer is ``basic:<realm>``.
     :param lockout: failed-attempt counting, or None.
     :param clock: wall-clock seconds (cache TTL).
+    :param policies: the configured policy names; a user's other policies are ignored.
     """
 
     id = "basic"
     credentials = CredentialPlaces(headers=("Authorization",))
 
     def __init__(self, users: UsersTable, options: BasicOptions, realm: str,
-                 lockout: Lockout | None = None, clock: Callable[[], float] = time.time):
+                 lockout: Lockout | None = None, clock: Callable[[], float] = time.time,
+                 policies: frozenset[str] = frozenset()):
         self.users, self.options, self.lockout = users, options, lockout
+        self.policies = frozenset(policies)
         self.issuer = f"basic:{realm}"
         self.challenge = f'Basic realm="{realm}", charset="UTF-8"'
         self._key = secrets.token_bytes(32)   # per process: digests mean nothing elsewhere
@@ -293,24 +245,27 @@ class BasicAuthenticator:
         name, password = parsed
         address = request.environ.get("REMOTE_ADDR") or ""
         table = self.users.refresh()
-        if self.lockout is not None:
-            self.lockout.check(name, address)   # before any hash: locked means no check
-        digest = hmac.new(self._key, f"{name}\0{password}".encode(), hashlib.sha256).digest()
+        digest = hmac.digest(self._key, f"{name}\0{password}".encode(), "sha256")
         identity = self._cached(digest, table.generation)
-        if identity is not None:
-            return identity
+        if self.lockout is not None:  # a lock refuses even a cached, correct password
+            self.lockout.check(name, address, exact=identity is None)  # exact before a hash
+        if identity is None:
+            identity = self._verify(table, name, password, address)
+            self._remember(digest, table.generation, identity)
+        return identity
+
+    def _verify(self, table, name: str, password: str, address: str) -> Identity:
+        """Check the password, or the dummy hash for an unknown user (the same work)."""
         user = table.users.get(name)
         self.hash_checks += 1
-        # an unknown user checks the dummy hash: the same work as a wrong password
         if not check_password_hash(user.hash if user else table.dummy, password) or not user:
             if self.lockout is not None:
                 self.lockout.failed(name, address)
             raise Unauthorized("the user name or password is not valid")
         if self.lockout is not None:
             self.lockout.succeeded(name)
-        identity = Identity(method="basic", subject=name, issuer=self.issuer, claims=user.claims)
-        self._remember(digest, table.generation, identity)
-        return identity
+        return Identity(method="basic", subject=name, issuer=self.issuer, claims=user.claims,
+                        policies=tuple(p for p in user.policies if p in self.policies))
 
     def _cached(self, digest: bytes, generation: int) -> Identity | None:
         if not (self.options.cache_size and self.options.cache_ttl):
@@ -338,9 +293,10 @@ def _build(options: BasicOptions, build, api: ApiConfig) -> BasicAuthenticator:
     except ConfigError as err:
         raise ConfigError([f"{build.config.source}: apis[{api.name}]: {p}"
                            for p in err.problems]) from None
-    lockout = (Lockout(build.store, options.lockout, realm, build.clock)
+    lockout = (Lockout(build.store, options.lockout, realm, build.clock, options.cache_size)
                if options.lockout is not None else None)
-    return BasicAuthenticator(users, options, realm, lockout, build.clock)
+    return BasicAuthenticator(users, options, realm, lockout, build.clock,
+                              frozenset(build.config.policies))
 
 
 register(Method("basic", BasicOptions, _build))

@@ -290,7 +290,7 @@ class IntrospectionAuthenticator:
             log.info("introspection: the store is back")
 
     def warm(self, timeout: float | None = None) -> None:
-        """Discover the endpoint before the first request (bounded by ``timeout``)."""
+        """Discover the endpoint before the first request (bounded by the call timeout)."""
         self.client.warm(timeout)
 
     def ready(self) -> str | None:

@@ -39,6 +39,7 @@ log = logging.getLogger("wsgi_gateway.introspection")
 MAX_BODY_BYTES = 64 * 1024
 DISCOVERY_TTL = 3600.0
 MAX_IN_FLIGHT = 1024  # distinct keys sharing one call at a time, per worker
+_ACCEPT = {"Accept": "application/json"}
 
 
 class ProviderUnavailable(Exception):
@@ -71,13 +72,13 @@ class IntrospectionClient:
         self.monotonic = monotonic
         self._form = {"client_id": client_id, "client_secret": client_secret.reveal()} \
             if client_auth == "client_secret_post" else {}
-        self._headers = {"Accept": "application/json"}
+        self._headers = dict(_ACCEPT)
         if client_auth == "client_secret_basic":
             pair = f"{quote_plus(client_id)}:{quote_plus(client_secret.reveal())}"
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         self.client_auth = client_auth
-        self._endpoint = endpoint
-        self._discovered_at = float("inf") if endpoint else float("-inf")  # explicit: never rediscovered
+        self._endpoint = endpoint  # an explicit endpoint is never rediscovered:
+        self._discovered_at = float("inf") if endpoint else float("-inf")
         self._discovery_lock = threading.Lock()
         self._open_until = 0.0
         self._failing: str | None = None
@@ -105,7 +106,8 @@ class IntrospectionClient:
         if known is not None and self.monotonic() - at < DISCOVERY_TTL:
             return known
         with self._discovery_lock:  # one discovery at a time; the others wait for it
-            if self._endpoint is not None and self.monotonic() - self._discovered_at < DISCOVERY_TTL:
+            if self._endpoint is not None and \
+                    self.monotonic() - self._discovered_at < DISCOVERY_TTL:
                 return self._endpoint
             try:
                 self._endpoint, self._discovered_at = self._discover(), self.monotonic()
@@ -152,9 +154,10 @@ class IntrospectionClient:
 
     def _call(self, method: str, url: str, **kw) -> object:
         deadline = self.monotonic() + self.timeout
+        headers = self._headers if method == "POST" else _ACCEPT  # credentials only to POST
         response = self._session().request(
-            method, url, headers=self._headers if method == "POST" else {"Accept": "application/json"},
-            timeout=Timeout(total=self.timeout), allow_redirects=False, stream=True, **kw)
+            method, url, headers=headers, timeout=Timeout(total=self.timeout),
+            allow_redirects=False, stream=True, **kw)
         try:
             if response.status_code != 200:
                 raise ValueError(_status_reason(response.status_code))
@@ -170,7 +173,8 @@ class IntrospectionClient:
         return _strict_json(bytes(body))
 
     def _session(self) -> requests.Session:
-        """A session per process (never one made before a fork), reused for keep-alive."""
+        """A session per thread, made again after a fork (no socket is shared between
+        workers); kept for keep-alive connections to the provider."""
         local = self._local
         if getattr(local, "pid", None) != os.getpid():
             local.session, local.pid = requests.Session(), os.getpid()

@@ -13,18 +13,24 @@ so no other dependency is needed. Names and passwords are NFC-normalised (RFC 76
 ``charset="UTF-8"``) and may not contain control characters; names may not contain
 ``:`` (RFC 7617 §2). Writes are atomic (a temporary file in the same folder, fsync,
 rename), keep the file's mode, and are serialised between writers by a lock on the folder.
+While serving, :class:`UsersTable` re-reads the file when it changes.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import math
 import os
 import re
+import secrets
 import tempfile
+import threading
+import time
 import unicodedata
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +42,13 @@ from werkzeug.security import generate_password_hash
 from ..config.source import line_of, load_yaml
 from ..errors import ConfigError
 
+log = logging.getLogger("wsgi_gateway.authn")
+
 DEFAULT_METHOD = "scrypt"       # werkzeug's default: scrypt:32768:8:1 (32 MiB, ~50-150 ms)
 MAX_NAME = 256
 MAX_PASSWORD = 1024
 NEW_FILE_MODE = 0o600
+FILE_CHECK_INTERVAL = 1.0    # seconds between two looks at the file while serving
 HEADER = "# wsgi-gateway users file: written by `wsgi-gateway users`; hashes are werkzeug's\n"
 _SCRYPT = re.compile(r"scrypt:(\d+):(\d+):(\d+)\$[^$]+\$[0-9a-f]+\Z")
 _PBKDF2 = re.compile(r"pbkdf2:([a-z0-9_-]+):(\d+)\$[^$]+\$[0-9a-f]+\Z")
@@ -54,6 +63,11 @@ class User:
     name: str
     hash: str
     claims: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
+
+    @property
+    def policies(self) -> tuple[str, ...]:
+        """The policies the users file grants (the ``policies`` claim)."""
+        return tuple(self.claims.get("policies", ()))
 
     @property
     def method(self) -> str:
@@ -135,6 +149,10 @@ def _user(name: object, entry: object) -> User:
     claims = {k: _plain(v, f"{k}") for k, v in entry.items() if k != "hash"}
     if any(not isinstance(k, str) for k in claims):
         raise ValueError("claim names must be strings")
+    for key in ("groups", "policies"):
+        value = claims.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{key}: expected a list of names")
     return User(name, entry["hash"], MappingProxyType(claims))
 
 
@@ -237,11 +255,12 @@ def add_user(path: Path, name: str, password: str, *, claims: Mapping | None = N
             raise ValueError(reason)
     if "hash" in (claims or {}):
         raise ValueError("'hash' is not a claim name")
+    hashed = generate_password_hash(password, method=method)  # slow: outside the lock
     with locked(path):
         users = _existing(path)
         old = users.get(name)
         merged = {**(old.claims if old else {}), **(claims or {})}
-        users[name] = User(name, generate_password_hash(password, method=method),
+        users[name] = User(name, hashed,
                            MappingProxyType({k: _plain(v, k) for k, v in merged.items()}))
         save_users(path, users)
     return old is None
@@ -256,3 +275,65 @@ def remove_user(path: Path, name: str) -> bool:
             return False
         save_users(path, users)
     return True
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One version of the users file. ``dummy`` is checked for unknown users, with the
+    file's most common hash parameters, so they cost what a wrong password costs."""
+
+    generation: int
+    users: Mapping[str, User]
+    dummy: str
+
+
+def _snapshot(users: Mapping[str, User], generation: int) -> Snapshot:
+    common = Counter(u.method for u in users.values()).most_common(1)
+    method = common[0][0] if common else "scrypt:32768:8:1"
+    return Snapshot(generation, users, f"{method}${secrets.token_hex(8)}${'0' * 128}")
+
+
+def _signature(path: Path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
+class UsersTable:
+    """The users file as last read, re-read when it changes (looked at once per
+    ``interval`` at most). A broken new version is logged and the last good one kept."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time,
+                 interval: float = FILE_CHECK_INTERVAL):
+        self.path, self.clock, self.interval = Path(path), clock, interval
+        self._lock = threading.Lock()
+        self._signature = _signature(self.path)
+        self.current = _snapshot(load_users(self.path), 0)
+        self._checked = clock()
+        self._bad: tuple | None = ("unseen",)  # the signature of a broken version, logged once
+
+    def refresh(self) -> Snapshot:
+        """The current snapshot, after looking at the file if ``interval`` has passed."""
+        now = self.clock()
+        if now - self._checked >= self.interval:
+            with self._lock:
+                if now - self._checked >= self.interval:
+                    self._checked = now
+                    signature = _signature(self.path)
+                    if signature not in (self._signature, self._bad):
+                        self._reload(signature)
+        return self.current
+
+    def _reload(self, signature: tuple | None) -> None:
+        try:
+            users = load_users(self.path)
+        except ConfigError as err:
+            self._bad = signature
+            log.error("basic: the users file is broken; the previous version stays: %s",
+                      "; ".join(err.problems))
+            return
+        self._signature, self._bad = signature, ("unseen",)
+        self.current = _snapshot(users, self.current.generation + 1)
+        log.info("basic: users file %s reloaded (%d users)", self.path, len(users))

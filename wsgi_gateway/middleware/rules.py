@@ -29,8 +29,9 @@ class RuleSet(Protocol):
 class AllowAll:
     """The rule set of an API with no rule file: every identified request passes.
 
-    :param policy: the API's default policy, applied to every request, and its
-        access rights checked (None: no policy).
+    :param policy: the API's default policy, applied to every request whose credential
+        grants none (API keys and users files grant theirs), and the access rights of
+        the applied policies checked (None: no policy).
     :param policies: the config's policies by name.
     :param api: the API's name.
     """
@@ -41,11 +42,13 @@ class AllowAll:
         self.policy, self.policies, self.api = policy, policies or {}, api
 
     def evaluate(self, ctx: "RequestContext", request: "Request") -> None:
-        if self.policy:
+        granted = ctx.identity.policies if ctx.identity is not None else ()
+        names = granted or ((self.policy,) if self.policy else ())
+        if names:
             from ..policy.evaluate import access_refusal
 
-            ctx.policies = (self.policy,)
-            reason = access_refusal(self.policies, ctx.policies, self.api, request.method, request.path)
+            ctx.policies = names
+            reason = access_refusal(self.policies, names, self.api, request.method, request.path)
             if reason:
                 ctx.record("rules", self.name, "deny", reason)
                 raise Forbidden(reason)

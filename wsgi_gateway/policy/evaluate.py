@@ -154,7 +154,7 @@ class CelRuleSet:
         for rule in self.rules.map:
             decision.step(rule, part.static[rule.name + rule.section], "identity." + rule.name)
         self._validate(run, decision)
-        self._assign(run, decision)
+        self._assign(run, decision, part)
         self._access(request, decision)
         self._deny(run, decision)
         self._allow(run, decision)
@@ -169,13 +169,17 @@ class CelRuleSet:
             if not outcome.true and not rule.shadow:
                 decision.refuse(401, rule.message)
 
-    def _assign(self, run, decision: Decision) -> None:
+    def _assign(self, run, decision: Decision, part: "_TokenPart") -> None:
         for rule in self.rules.assign:
             outcome = run(rule)
             note = f"policy {rule.policy}" + (" (shadow, not applied)" if rule.shadow else "")
             decision.step(rule, outcome, note if outcome.true else "")
             if outcome.true and not rule.shadow and rule.policy not in decision.policies:
                 decision.policies.append(rule.policy)
+        if not decision.policies and part.identity.policies:  # granted by the credential
+            decision.policies.extend(part.identity.policies)
+            decision.steps.append(("credential policies", ", ".join(part.identity.policies),
+                                   "no assign matched"))
         if not decision.policies and self.default_policy:
             decision.policies.append(self.default_policy)
             decision.steps.append(("default_policy", self.default_policy, "no assign matched"))

@@ -1,0 +1,110 @@
+"""The basic method end to end: real gunicorn workers sharing a real memcached, the users
+file changed by ``wsgi-gateway users`` while serving."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+import yaml
+
+from tests.support.processes import REPO, GatewayProcess
+from wsgi_gateway.authn.users_file import add_user
+
+pytestmark = pytest.mark.e2e
+FAST = "scrypt:1024:8:1"
+# the server imports the basic method first; a no-op once the registry imports it itself
+SERVE = "import sys, wsgi_gateway.authn.basic; from wsgi_gateway.cli import main; sys.exit(main())"
+CLI = ("import argparse, sys; from wsgi_gateway.authn.users_cli import add_commands; "
+       "p = argparse.ArgumentParser(prog='wsgi-gateway'); add_commands(p.add_subparsers()); "
+       "a = p.parse_args(); sys.exit(a.run(a))")
+
+
+class BasicGateway(GatewayProcess):
+    """``wsgi-gateway serve`` under gunicorn, with the basic method registered."""
+
+    def start(self, wait: bool = True) -> "BasicGateway":
+        args = [sys.executable, "-c", SERVE, "serve", "-c", str(self.config), "--bind",
+                f"127.0.0.1:{self.port}", "--workers", str(self.workers)]
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=self.env)
+        if wait:
+            self.wait_healthy()
+        return self
+
+
+@pytest.fixture
+def served(tmp_path, memcached):
+    users = tmp_path / "users.yaml"
+    add_user(users, "alice", "wonderland", claims={"groups": ["ops"]}, method=FAST)
+    config = {"app": "contrib.demo.echo:app", "store": {"backend": "memcached",
+                                                        "servers": [memcached.address]},
+              "apis": [{"name": "api", "path": "/api", "auth": [
+                  {"method": "basic", "users_file": "users.yaml",
+                   "lockout": {"attempts": 3, "window": "60s", "duration": "60s"}}]}]}
+    (tmp_path / "gw.yaml").write_text(yaml.safe_dump(config))
+    gw = BasicGateway(tmp_path / "gw.yaml", workers=2).start()
+    yield gw, users
+    gw.stop()
+
+
+def get(gw, credential: str | None = None, headers: dict | None = None) -> requests.Response:
+    headers = dict(headers or {})
+    if credential is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(credential.encode()).decode()
+    return requests.get(gw.url + "/api/x", headers=headers, timeout=5)
+
+
+def test_sign_in_and_lockout_across_workers(served):
+    gw, _ = served
+    response = get(gw, "alice:wonderland")
+    assert response.status_code == 200 and "Authorization" not in response.json()["headers"]
+    challenge = get(gw)
+    assert challenge.headers["WWW-Authenticate"] == 'Basic realm="api", charset="UTF-8"'
+    for _ in range(3):  # sync workers: each request on a new connection, spread over both
+        assert get(gw, "alice:wrong").status_code == 401
+    for _ in range(6):
+        locked = get(gw, "alice:wonderland")
+        assert locked.status_code == 429 and int(locked.headers["Retry-After"]) <= 60
+    assert "wonderland" not in gw.log()
+
+
+def test_users_command_while_serving_lands_on_every_worker(served):
+    gw, users = served
+    assert [get(gw, "alice:wonderland").status_code for _ in range(4)] == [200] * 4  # cached
+    for args, stdin in ((["add", "bob", "--password-stdin"], "builder\n"), (["remove", "alice"], "")):
+        done = subprocess.run([sys.executable, "-c", CLI, "users", *args, "--file", str(users)],
+                              input=stdin, text=True, capture_output=True, cwd=REPO, timeout=30)
+        assert done.returncode == 0, done.stderr
+    time.sleep(1.2)
+    assert [get(gw, "bob:builder").status_code for _ in range(4)] == [200] * 4
+    # a removed user fails like any wrong password, and so is locked out after three
+    assert [get(gw, "alice:wonderland").status_code for _ in range(4)] == [401, 401, 401, 429]
+
+
+BAD_INPUT = [  # (what, Authorization value, status)
+    ("not token68", "Basic !!!", 400),
+    ("not UTF-8", "Basic " + base64.b64encode(b"alice:\xff").decode(), 400),
+    ("no colon", "Basic " + base64.b64encode(b"alice").decode(), 400),
+    ("over 4 KiB: the gateway refuses it", "Basic " + "A" * 6000, 400),
+    ("over 8190 bytes: gunicorn refuses it", "Basic " + "A" * 9000, 431),
+    ("another scheme", "Negotiate abc", 401),
+]
+
+
+def test_bad_input_over_http_is_never_a_500(served):
+    gw, _ = served  # one server for the whole table: starting gunicorn is the slow part
+    for what, value, status in BAD_INPUT:
+        assert get(gw, headers={"Authorization": value}).status_code == status, what
+    request = (b"GET /api/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+               b"Authorization: Basic \xc3\xa9\xff==\r\n\r\n")  # raw non-ASCII octets
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
+        sock.sendall(request)
+        status_line = sock.makefile("rb").readline()
+    assert status_line.split()[1] == b"400", status_line
