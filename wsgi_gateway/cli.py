@@ -1,4 +1,4 @@
-"""The ``wsgi-gateway`` command: serve, check, rules test, explain, sessions."""
+"""The ``wsgi-gateway`` command: serve, check, rules test, explain, sessions, keys, users."""
 
 from __future__ import annotations
 
@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     from .authn.apikey_cli import add_commands as add_key_commands
 
     add_key_commands(commands)
+    from .authn.users_cli import add_commands as add_user_commands
+
+    add_user_commands(commands)
 
     explain = commands.add_parser("explain", help="show how the rules decide a request")
     explain.add_argument("-c", "--config", required=True, help="the gateway's YAML config")

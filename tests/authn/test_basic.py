@@ -20,7 +20,6 @@ import pytest
 import yaml
 from werkzeug.security import check_password_hash
 
-import wsgi_gateway.authn.basic  # noqa: F401  registers "basic" until the registry imports it
 from tests.middleware.conftest import BufferedClient, Recorder, problem
 from tests.support.processes import REPO, Memcached
 from werkzeug.middleware.lint import LintMiddleware

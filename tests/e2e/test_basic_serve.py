@@ -18,26 +18,6 @@ from wsgi_gateway.authn.users_file import add_user
 
 pytestmark = pytest.mark.e2e
 FAST = "scrypt:1024:8:1"
-# the server imports the basic method first; a no-op once the registry imports it itself
-SERVE = "import sys, wsgi_gateway.authn.basic; from wsgi_gateway.cli import main; sys.exit(main())"
-CLI = ("import argparse, sys; from wsgi_gateway.authn.users_cli import add_commands; "
-       "p = argparse.ArgumentParser(prog='wsgi-gateway'); add_commands(p.add_subparsers()); "
-       "a = p.parse_args(); sys.exit(a.run(a))")
-
-
-class BasicGateway(GatewayProcess):
-    """``wsgi-gateway serve`` under gunicorn, with the basic method registered."""
-
-    def start(self, wait: bool = True) -> "BasicGateway":
-        args = [sys.executable, "-c", SERVE, "serve", "-c", str(self.config), "--bind",
-                f"127.0.0.1:{self.port}", "--workers", str(self.workers)]
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=self.env)
-        if wait:
-            self.wait_healthy()
-        return self
-
 
 @pytest.fixture
 def served(tmp_path, memcached):
@@ -49,7 +29,7 @@ def served(tmp_path, memcached):
                   {"method": "basic", "users_file": "users.yaml",
                    "lockout": {"attempts": 3, "window": "60s", "duration": "60s"}}]}]}
     (tmp_path / "gw.yaml").write_text(yaml.safe_dump(config))
-    gw = BasicGateway(tmp_path / "gw.yaml", workers=2).start()
+    gw = GatewayProcess(tmp_path / "gw.yaml", workers=2).start()
     yield gw, users
     gw.stop()
 
@@ -79,7 +59,7 @@ def test_users_command_while_serving_lands_on_every_worker(served):
     gw, users = served
     assert [get(gw, "alice:wonderland").status_code for _ in range(4)] == [200] * 4  # cached
     for args, stdin in ((["add", "bob", "--password-stdin"], "builder\n"), (["remove", "alice"], "")):
-        done = subprocess.run([sys.executable, "-c", CLI, "users", *args, "--file", str(users)],
+        done = subprocess.run([sys.executable, "-m", "wsgi_gateway.cli", "users", *args, "--file", str(users)],
                               input=stdin, text=True, capture_output=True, cwd=REPO, timeout=30)
         assert done.returncode == 0, done.stderr
     time.sleep(1.2)
