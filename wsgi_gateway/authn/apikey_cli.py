@@ -1,9 +1,8 @@
 """``wsgi-gateway keys``: create, list, show, revoke and rotate API keys.
 
-``add_commands(subparsers)`` adds the ``keys`` command to the main parser. The module
-also runs alone with the same arguments: ``python -m wsgi_gateway.authn.apikey_cli keys
--c FILE create --api orders --policy gold``. Exit status: 0 done, 1 no such key,
-2 bad arguments or config, 3 the store failed.
+``add_commands(subparsers)`` adds the ``keys`` command to the main parser
+(``wsgi-gateway keys -c FILE create --api orders --policy gold``). Exit status: 0 done,
+1 no such key, 2 bad arguments or config, 3 the store failed.
 """
 
 from __future__ import annotations
@@ -67,19 +66,6 @@ def add_commands(subparsers) -> None:
                         help="lifetime of the new key (default: the old key's expiry)")
     rotate.add_argument("--json", action="store_true", help="print one JSON object")
     rotate.set_defaults(run=_guarded(_rotate))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The ``keys`` command alone, as ``wsgi-gateway`` would run it."""
-    parser = argparse.ArgumentParser(prog="wsgi-gateway")
-    add_commands(parser.add_subparsers(required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except ConfigError as err:
-        for problem in err.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return 2
 
 
 # -- the commands ----------------------------------------------------------------------
@@ -277,7 +263,3 @@ def _key_id(text: str) -> str:
     if not KEY_ID.match(text):
         raise argparse.ArgumentTypeError("a key id is 16 lower-case hex digits (gwk_<id>_...)")
     return text
-
-
-if __name__ == "__main__":
-    sys.exit(main())
