@@ -552,7 +552,7 @@ def cli(capsys, monkeypatch, *args, stdin=""):
     """Run ``wsgi-gateway users ARGS`` through add_commands; the password comes on stdin."""
     parser = argparse.ArgumentParser(prog="wsgi-gateway")
     add_commands(parser.add_subparsers(required=True))
-    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))  # the password, as a pipe would give it (no store or HTTP is mocked)
     parsed = parser.parse_args(["users", *args])
     code = parsed.run(parsed)
     out, err = capsys.readouterr()
