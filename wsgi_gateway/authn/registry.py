@@ -65,5 +65,5 @@ def parse_method(node: object, where: Where) -> AuthMethodConfig:
 
 def _load_builtins() -> None:
     """Import the built-in methods so they register themselves."""
-    from . import apikey, basic, custom, introspection, keyless, mtls  # noqa: F401
+    from . import apikey, basic, custom, introspection, keyless, mtls, signatures  # noqa: F401
     from .jwt import method  # noqa: F401
