@@ -6,8 +6,10 @@ Starts its own memcached (the shared store) and a loopback OpenID provider (for
 introspection), builds one gateway with an API per method, warms each credential once,
 then times the whole in-process stack for the same credential again and again:
 keyless (the baseline), jwt (HS256, cache hit), introspection (worker copy hit, then
-store hit with local_ttl 0), apikey, basic (cache hit). HMAC signatures and mTLS are not
-included yet. A benchmark, not a test: it asserts nothing and CI never runs it.
+store hit with local_ttl 0), apikey, basic (cache hit), hmac (replay check off, since the
+same signed request repeats; a real client's replay check adds one memcached add).
+mTLS is measured in tests/authn/test_mtls.py terms only. A benchmark, not a test: it
+asserts nothing and CI never runs it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from werkzeug.test import EnvironBuilder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.authn.test_signatures import cavage, http_date  # noqa: E402
 from tests.support.gateways import SECRET_ENV, mint, provider  # noqa: E402
 from tests.support.idp import TestIdP  # noqa: E402
 from tests.support.processes import Memcached  # noqa: E402
@@ -34,12 +37,22 @@ from wsgi_gateway.authn.users_file import add_user  # noqa: E402
 from wsgi_gateway.store.memcached import MemcachedStore  # noqa: E402
 
 
+HMAC_SECRET = "bench-hmac-secret-0123456789abcdef"
+
+
+def hmac_headers(target: str) -> dict:
+    """A Tyk-style signed request; reused as is, so the API must not check replays."""
+    headers = {"Date": http_date()}
+    headers["Authorization"] = cavage("GET", target, headers, key_id="k1", secret=HMAC_SECRET)
+    return headers
+
+
 def noop_app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok"]
 
 
-def config(memcached: Memcached, idp: TestIdP, users: Path) -> dict:
+def config(memcached: Memcached, idp: TestIdP, users: Path, signing: Path) -> dict:
     introspection = {"method": "introspection", "issuer": idp.issuer, "discovery": True,
                      "client_id": "bench", "client_secret": {"env": "BENCH_INTROSPECTION"}}
     return {
@@ -54,6 +67,8 @@ def config(memcached: Memcached, idp: TestIdP, users: Path) -> dict:
              "auth": [{**introspection, "local_ttl": "0s"}]},
             {"name": "apikey", "path": "/apikey", "auth": ["apikey"]},
             {"name": "basic", "path": "/basic", "auth": [{"method": "basic", "users_file": str(users)}]},
+            {"name": "hmac", "path": "/hmac", "auth": [{"method": "hmac", "secrets_file": str(signing),
+                                                        "replay": False}]},
         ],
     }
 
@@ -84,6 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.update(SECRET_ENV)
     os.environ["BENCH_INTROSPECTION"] = "bench-secret"
+    os.environ["BENCH_HMAC"] = HMAC_SECRET
     memcached = Memcached().start()
     idp = TestIdP().start()
     idp.add_client("bench", "bench-secret")
@@ -91,8 +107,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             users = Path(tmp) / "users.yaml"
             add_user(users, "alice", "wonderland")
+            signing = Path(tmp) / "signing.yaml"
+            signing.write_text(yaml.safe_dump({"keys": {"k1": {"env": "BENCH_HMAC"}}}))
             path = Path(tmp) / "gateway.yaml"
-            path.write_text(yaml.safe_dump(config(memcached, idp, users)))
+            path.write_text(yaml.safe_dump(config(memcached, idp, users, signing)))
             gateway = build_app(load_config(path), noop_app)
             gateway.warm()
             key, _ = ApiKeys(MemcachedStore([("127.0.0.1", memcached.port)])).create("apikey")
@@ -105,6 +123,7 @@ def main() -> None:
                 ("introspection (store hit)", "/introspection-store/x", {"Authorization": f"Bearer {opaque}"}),
                 ("apikey", "/apikey/x", {"X-API-Key": key}),
                 ("basic (cache hit)", "/basic/x", {"Authorization": f"Basic {basic}"}),
+                ("hmac (no replay check)", "/hmac/x", hmac_headers("/hmac/x")),
             ]
             base = None
             print(f"{'method':30} {'µs/request':>11} {'over keyless':>13}")
