@@ -213,3 +213,27 @@ def test_thumbprint_is_rfc8705_x5t_s256(ca):
     client = issue(ca)
     expected = base64.urlsafe_b64encode(hashlib.sha256(client.der).digest()).rstrip(b"=").decode()
     assert thumbprint_s256(client.der) == expected and len(expected) == 43
+
+
+@pytest.mark.parametrize("engine", ["cel-python", "cel-cpp"])
+def test_rules_read_the_certificate_as_cert(in_process, ca_file, ca, tmp_path, engine):
+    (tmp_path / "rules.yaml").write_text(
+        "deny:\n"
+        "  - when: \"!cert.san.dns.exists(d, d.endsWith('.internal'))\"\n"
+        "    reason: internal services only\n"
+        "headers:\n"
+        "  X-Client-CN: \"cert.cn\"\n"
+        "  X-Cert-Fingerprint: \"cert.fingerprint\"\n")
+    cfg = config(ca_file)
+    cfg["apis"][0]["rules"] = "rules.yaml"
+    cfg["cel"] = {"engine": engine}
+    gw = in_process(cfg, name=f"cert-{engine}")
+    inside = issue(ca, "svc-orders", dns=("orders.internal",))
+    response = get(gw, inside.escaped_pem())
+    assert response.status_code == 200, response.get_data()
+    seen = json.loads(response.get_data())["headers"]
+    assert seen["X-Client-Cn"] == "svc-orders"
+    assert seen["X-Cert-Fingerprint"] == inside.cert.fingerprint(hashes.SHA256()).hex()
+    outside = issue(ca, "svc-web", dns=("web.example.com",))
+    refused = get(gw, outside.escaped_pem())
+    assert refused.status_code == 403 and problem(refused)["detail"] == "internal services only"

@@ -163,7 +163,7 @@ def test_missing_cel_expr_python_names_the_extra(monkeypatch: pytest.MonkeyPatch
 
 
 def test_variables() -> None:
-    assert VARIABLES == ("claims", "token", "identity", "request", "session", "api", "now", "limits")
+    assert VARIABLES == ("claims", "token", "identity", "request", "session", "api", "now", "limits", "cert")
 
 
 # --- compile errors ----------------------------------------------------------------------

@@ -57,7 +57,7 @@ def test_three_broken_expressions_are_all_reported_with_carets(tmp_path, engine)
     pytest.param("headers:\n  'Bad Header': 'x'\n", "headers.Bad Header: not a valid header name",
                  id="bad header name"),
     pytest.param("map:\n  Id: 'claims.sub'\n", "map.Id: map names are lower_snake_case", id="bad map name"),
-    pytest.param("map:\n  id: 'request.path'\n", "map.id: map reads only claims, token, identity and api",
+    pytest.param("map:\n  id: 'request.path'\n", "map.id: map reads only claims, token, identity, cert and api",
                  id="map reading the request"),
     pytest.param("assign:\n  - {policy: platinum, when: 'true'}\n", "assign[0].policy: unknown policy 'platinum'",
                  id="unknown policy"),

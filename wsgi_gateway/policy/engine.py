@@ -180,9 +180,11 @@ __all__ = [
 ]
 
 #: The only top-level names a rule may use.
-VARIABLES: Final = ("claims", "token", "identity", "request", "session", "api", "now", "limits")
+VARIABLES: Final = ("claims", "token", "identity", "request", "session", "api", "now", "limits",
+                     "cert")
 #: The variables that are maps (``map(string, dyn)``); ``api`` is a string, ``now`` a timestamp.
-MAP_VARIABLES: Final = frozenset({"claims", "token", "identity", "request", "session", "limits"})
+MAP_VARIABLES: Final = frozenset({"claims", "token", "identity", "request", "session", "limits",
+                                  "cert"})
 
 # --- limits (shared by both engines) --------------------------------------------------
 

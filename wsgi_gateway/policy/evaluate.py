@@ -31,7 +31,7 @@ from ..mutate.headers import check_header_value
 from .engine import Engine, EvalError
 from .rulefile import Rule, RuleFile
 from .variables import (
-    TOKEN_ROOTS, base_identity, limits_variable, now_variable, request_variable, session_variable,
+    TOKEN_ROOTS, base_identity, cert_variable, limits_variable, now_variable, request_variable, session_variable,
     token_variable,
 )
 
@@ -255,7 +255,7 @@ class CelRuleSet:
     def _build_token_part(self, identity: Identity) -> _TokenPart:
         convert = self.engine.convert
         activation = {"claims": convert(dict(identity.claims)), "token": convert(token_variable(identity)),
-                      "api": self._api_value}
+                      "api": self._api_value, "cert": convert(cert_variable(identity))}
         mapped = base_identity(identity)
         activation["identity"] = convert(mapped)
         part = _TokenPart(identity, activation, mapped)

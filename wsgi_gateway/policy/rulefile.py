@@ -228,7 +228,7 @@ def _mapping(loader: _Loader, node, section: str, *, boolean: bool):
                            "counted after the rules decide)")
             continue
         if compiled is not None and section == "map" and not _token_only(compiled[1]):
-            loader.problem(entries, key, where, "map reads only claims, token, identity and api "
+            loader.problem(entries, key, where, "map reads only claims, token, identity, cert and api "
                            "(an identity must not depend on the request)")
             continue
         if compiled is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..identity import Identity
 
-TOKEN_ROOTS = frozenset({"claims", "token", "identity", "api"})  # fixed for one token and API
+TOKEN_ROOTS = frozenset({"claims", "token", "identity", "api", "cert"})  # fixed for one token and API
 
 
 def token_variable(identity: Identity) -> dict[str, Any]:
@@ -27,6 +27,14 @@ def token_variable(identity: Identity) -> dict[str, Any]:
         "method": identity.method,
         "provider": identity.provider,
     }
+
+
+def cert_variable(identity: Identity) -> dict[str, Any]:
+    """``cert``: the client certificate an ``mtls`` identity was proved by (subject, cn,
+    issuer, serial, not_before, not_after, san, fingerprint); empty for other methods."""
+    if identity.method != "mtls":
+        return {}
+    return dict(identity.claims)
 
 
 def base_identity(identity: Identity) -> dict[str, Any]:
