@@ -14,6 +14,7 @@ import yaml
 
 from tests.authn.test_signatures import cavage, http_date
 from tests.support.gateways import SECRET_ENV, mint, provider
+from tests.support.idp import TestIdP
 from tests.support.processes import REPO, GatewayProcess
 from wsgi_gateway.authn.users_file import add_user
 
@@ -33,8 +34,16 @@ headers:
 HMAC_SECRET = "e2e-hmac-secret-0123456789abcdef"
 
 
+@pytest.fixture(scope="module")
+def idp():
+    provider = TestIdP().start()
+    provider.add_client("gateway", "e2e-introspection-secret")
+    yield provider
+    provider.stop()
+
+
 @pytest.fixture
-def served(tmp_path, memcached):
+def served(tmp_path, memcached, idp):
     (tmp_path / "rules.yaml").write_text(RULES)
     users = tmp_path / "users.yaml"
     add_user(users, "alice", "wonderland", method="scrypt:1024:8:1")
@@ -45,7 +54,9 @@ def served(tmp_path, memcached):
               "options": {"tokens_file": str(tokens)}}
     methods = {"jwt": ["jwt"], "apikey": ["apikey"],
                "basic": [{"method": "basic", "users_file": "users.yaml"}],
-               "hmac": [{"method": "hmac", "secrets_file": "signing.yaml"}], "custom": [custom]}
+               "hmac": [{"method": "hmac", "secrets_file": "signing.yaml"}], "custom": [custom],
+               "introspection": [{"method": "introspection", "issuer": idp.issuer, "discovery": True,
+                                  "client_id": "gateway", "client_secret": {"env": "E2E_INTROSPECTION"}}]}
     config = {
         "app": "contrib.demo.echo:app",
         "store": {"backend": "memcached", "servers": [memcached.address]},
@@ -56,17 +67,18 @@ def served(tmp_path, memcached):
     }
     path = tmp_path / "gw.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {**SECRET_ENV, "E2E_HMAC": HMAC_SECRET, "PATH": "/usr/bin:/bin"}
+    env = {**SECRET_ENV, "E2E_HMAC": HMAC_SECRET, "E2E_INTROSPECTION": "e2e-introspection-secret",
+           "PATH": "/usr/bin:/bin"}
     created = subprocess.run(
         [sys.executable, "-m", "wsgi_gateway.cli", "keys", "-c", str(path), "create", "--api", "apikey"],
         cwd=REPO, capture_output=True, text=True, timeout=30, env=env)
     assert created.returncode == 0, created.stderr
     gw = GatewayProcess(path, workers=2, env=env).start()
-    yield gw, created.stdout.strip()
+    yield gw, created.stdout.strip(), idp
     gw.stop()
 
 
-def credentials(name: str, key: str, method: str = "GET") -> dict:
+def credentials(name: str, key: str, method: str = "GET", idp=None) -> dict:
     if name == "jwt":
         return {"Authorization": f"Bearer {mint(sub='ann')}"}
     if name == "apikey":
@@ -77,6 +89,8 @@ def credentials(name: str, key: str, method: str = "GET") -> dict:
         headers = {"Date": http_date()}
         headers["Authorization"] = cavage(method, "/hmac/x", headers, key_id="k1", secret=HMAC_SECRET)
         return headers
+    if name == "introspection":
+        return {"Authorization": f"Bearer {idp.issue_opaque({'sub': 'opaque-user'})}"}
     return {"X-Service-Token": "svc-token"}
 
 
@@ -86,14 +100,16 @@ def credentials(name: str, key: str, method: str = "GET") -> dict:
     pytest.param("basic", "basic:alice", "99", id="basic"),
     pytest.param("hmac", "hmac:k1", "999", id="hmac"),
     pytest.param("custom", "service-token:billing", "999", id="custom"),
+    pytest.param("introspection", "introspection:opaque-user", "99", id="introspection"),
 ])
 def test_one_rule_file_and_one_policy_set_for_every_method(served, name, who, quota):
-    gw, key = served
-    response = requests.get(f"{gw.url}/{name}/x", headers=credentials(name, key), timeout=10)
+    gw, key, idp = served
+    response = requests.get(f"{gw.url}/{name}/x", headers=credentials(name, key, idp=idp), timeout=10)
     assert response.status_code == 200, response.text
     seen = response.json()["headers"]
     assert seen["X-Who"].startswith(who)
     assert seen["X-Quota-Left"] == quota  # the policy the rules assigned, counted in memcached
     assert not any(h in seen for h in ("Authorization", "X-Api-Key", "X-Service-Token"))
-    denied = requests.delete(f"{gw.url}/{name}/x", headers=credentials(name, key, "DELETE"), timeout=10)
+    denied = requests.delete(f"{gw.url}/{name}/x", headers=credentials(name, key, "DELETE", idp),
+                             timeout=10)
     assert denied.status_code == 403 and denied.json()["detail"] == "nobody deletes"
