@@ -205,8 +205,10 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     limiter = StoreLimiter(build.store, config.limits, api.name, config.policies,
                            default_policy=api.default_policy, clock=build.clock,
                            keys=_rate_keys(build))
-    # every header the rules may inject is removed from the client's request, sent or not
+    # every header the gateway may inject is removed from the client's request, sent or not
     injected = [r.name for r in rules.rules.headers] if hasattr(rules, "rules") else []
+    if config.sessions.enabled and config.sessions.header:
+        injected.append(config.sessions.header)
     app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places,
                  drop=[*api.drop_headers, *injected])
     app = Limits(app, limiter=limiter)

@@ -176,3 +176,13 @@ def test_at_most_two_store_round_trips_per_request_in_steady_state(gw, memcached
     # the session and its revocation markers are re-read once a second (one get_many)
     assert delta["cmd_get"] <= 3 * (int(elapsed) + 2)
     assert delta["cmd_set"] <= 2 and delta["cmd_touch"] == 0
+
+
+def test_session_id_header_is_the_gateways_and_never_the_clients(in_process, memcached):
+    config = gateway_config(memcached.address, policies={"basic": {}},
+                            api={"auth": ["jwt", "keyless"]}, sessions={"header": "X-Session-Id"})
+    g = in_process(config)
+    seen = g.get(mint(sub="ann"), headers={"X-Session-Id": "forged"}).get_json()["headers"]
+    assert seen["X-Session-Id"] == g.upstream.environ["wsgi_gateway.context"].session_id != "forged"
+    anonymous = g.get(headers={"X-Session-Id": "forged"}).get_json()["headers"]
+    assert "X-Session-Id" not in anonymous  # no session, and the client's copy is dropped
