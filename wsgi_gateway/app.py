@@ -209,6 +209,7 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     injected = [r.name for r in rules.rules.headers] if hasattr(rules, "rules") else []
     if config.sessions.enabled and config.sessions.header:
         injected.append(config.sessions.header)
+    injected += [h for a in authenticators for h in getattr(a, "owned_headers", ())]
     app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places,
                  drop=[*api.drop_headers, *injected])
     app = Limits(app, limiter=limiter)

@@ -237,3 +237,13 @@ def test_rules_read_the_certificate_as_cert(in_process, ca_file, ca, tmp_path, e
     outside = issue(ca, "svc-web", dns=("web.example.com",))
     refused = get(gw, outside.escaped_pem())
     assert refused.status_code == 403 and problem(refused)["detail"] == "internal services only"
+
+
+def test_untrusted_certificate_header_never_reaches_the_upstream_even_without_strip_auth(
+        in_process, ca_file, ca):
+    cfg = config(ca_file, more_auth=["keyless"])
+    cfg["apis"][0]["strip_auth"] = False
+    gw = in_process(cfg, name="no-strip")
+    response = get(gw, "-----BEGIN CERTIFICATE-----forged", remote="192.0.2.7")
+    assert response.status_code == 200  # keyless lets it through, anonymously
+    assert "HTTP_X_CLIENT_CERT" not in gw.upstream.environ

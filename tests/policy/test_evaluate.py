@@ -161,10 +161,32 @@ def test_token_results_are_computed_once_per_token(gw):
         assert g.get(token).status_code == 200
     assert len(ruleset._tokens) == 1  # one identity, one cached part
     part = next(iter(ruleset._tokens.values()))
-    assert set(part.static) == {"idmap", "assign[0]assign"}  # the token-only rules
+    assert set(part.static) == {"map.id", "assign[0]"}  # the token-only rules
     assert len(ruleset._memo) == 1  # the deny rule, memoised on request.method
     g.client.delete("/api/x", headers={"Authorization": f"Bearer {token}"})
     assert len(ruleset._memo) == 2
+
+
+def test_rules_with_the_same_name_are_refused(gw):
+    from wsgi_gateway.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="duplicate rule name 'block' in deny"):
+        gw("""\
+            deny:
+              - {name: block, when: "claims.sub == 'nobody'", reason: one}
+              - {name: block, when: "claims.banned == true", reason: two}
+        """)
+
+
+def test_each_rule_runs_even_with_similar_outcomes(gw):
+    # every rule keys its caches on its position, never on its (display) name
+    g = gw("""\
+        deny:
+          - {name: first, when: "claims.sub == 'nobody'", reason: one}
+          - {name: second, when: "has(claims.banned) && claims.banned == true", reason: banned}
+    """)
+    assert g.get(mint(sub="mallory", banned=True)).status_code == 403
+    assert g.get(mint(sub="carol")).status_code == 200
 
 
 def test_cost_bounds(gw):

@@ -43,3 +43,6 @@ class Authenticator(Protocol):
 
     # Optional: ``warm(timeout=None)`` loads what the method needs before the first
     # request (a worker calls it after the fork; waits are bounded).
+    # Optional: ``owned_headers``, headers only the gateway may set (e.g. a trusted
+    # proxy's certificate header): always removed from the client's request, whatever
+    # strip_auth says.

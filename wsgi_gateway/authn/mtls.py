@@ -121,6 +121,9 @@ class MtlsAuthenticator:
                  clock: Callable[[], float] = time.time):
         self.options, self.anchors, self.clock = options, anchors, clock
         self.credentials = CredentialPlaces(headers=(options.header,) if options.header else ())
+        # the proxy's certificate header is the gateway's, even with strip_auth off: a
+        # client outside trusted_proxies must never hand the upstream a certificate
+        self.owned_headers = (options.header,) if options.header else ()
         self._environ_key = environ_key(options.header) if options.header else None
         self._proxies = tuple(ipaddress.ip_network(c) for c in options.trusted_proxies)
         self._allowed = frozenset(options.fingerprints)

@@ -114,7 +114,7 @@ class CelRuleSet:
         self.policies = policies
         self.clock = clock
         self._api_value = engine.convert(api)
-        self._static = {r.name + r.section: _is_static(r) for r in rules.rules()}
+        self._static = {r.key: _is_static(r) for r in rules.rules()}
         self._late = frozenset(r.name for r in rules.headers
                                if any(ref.partition(".")[0] == "limits" for ref in r.program.references))
         self._tokens: LRUCache = LRUCache(maxsize=cache_size)
@@ -152,7 +152,7 @@ class CelRuleSet:
         run = _Runner(self, part, request)
         decision = Decision(identity=part.identity_value)
         for rule in self.rules.map:
-            decision.step(rule, part.static[rule.name + rule.section], "identity." + rule.name)
+            decision.step(rule, part.static[rule.key], "identity." + rule.name)
         self._validate(run, decision)
         self._assign(run, decision, part)
         self._access(request, decision)
@@ -260,9 +260,9 @@ class CelRuleSet:
         activation["identity"] = convert(mapped)
         part = _TokenPart(identity, activation, mapped)
         for rule in self.rules.map:  # map rules see the base identity
-            if self._static[rule.name + rule.section]:
+            if self._static[rule.key]:
                 outcome = _evaluate(rule, activation)
-                part.static[rule.name + rule.section] = outcome
+                part.static[rule.key] = outcome
                 if outcome.error is None:
                     mapped[rule.name] = outcome.value
         activation["identity"] = convert(mapped)
@@ -278,7 +278,7 @@ class CelRuleSet:
             self._memo[key] = outcome
 
     def is_static(self, rule: Rule) -> bool:
-        return self._static[rule.name + rule.section]
+        return self._static[rule.key]
 
 
 class _RequestValues:
@@ -354,7 +354,7 @@ class _Runner:
         self.ruleset, self.part, self.request = ruleset, part, request
 
     def __call__(self, rule: Rule) -> Outcome:
-        key = rule.name + rule.section
+        key = rule.key
         if self.ruleset.is_static(rule):
             outcome = self.part.static.get(key)
             if outcome is None:

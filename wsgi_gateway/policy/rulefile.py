@@ -58,6 +58,7 @@ class Rule:
     policy: str | None = None   # assign: the policy it applies
     code: str | None = None     # deny/allow: "insufficient_scope" for RFC 6750
     shadow: bool = False
+    key: str = ""               # unique in the file (section and position): caches key on it
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def _items(loader: _Loader, node, section: str, required: tuple[str, ...], *, bo
     if not isinstance(items, list):
         loader.problem(node, section, section, "expected a list")
         return ()
-    rules = []
+    rules, names = [], set()
     for i, item in enumerate(items):
         where = f"{section}[{i}]"
         if not isinstance(item, dict):
@@ -177,9 +178,14 @@ def _items(loader: _Loader, node, section: str, required: tuple[str, ...], *, bo
                            "(they are counted after the rules decide)")
             compiled = None
         extras = _extras(loader, item, where, section)
+        name = item.get("name") or where
+        if name in names:
+            loader.problem(item, "name", f"{where}.name", f"duplicate rule name {name!r} in {section}")
+            continue
+        names.add(name)
         if compiled is not None and extras is not None:
-            rules.append(Rule(section, item.get("name") or where, compiled[0], compiled[1],
-                              Location(loader.path, mark_of(item, expr_key)), **extras))
+            rules.append(Rule(section, name, compiled[0], compiled[1],
+                              Location(loader.path, mark_of(item, expr_key)), key=where, **extras))
     return tuple(rules)
 
 
@@ -233,7 +239,7 @@ def _mapping(loader: _Loader, node, section: str, *, boolean: bool):
             continue
         if compiled is not None:
             rules.append(Rule(section, key, compiled[0], compiled[1],
-                              Location(loader.path, mark_of(entries, key))))
+                              Location(loader.path, mark_of(entries, key)), key=where))
     return tuple(rules)
 
 
