@@ -16,8 +16,8 @@ class Router:
         not ``/v1/ordersX``. The longest matching prefix wins.
     :param unmatched: the app for requests no API takes; None answers 404.
 
-    Paths with ``.`` or ``..`` segments are refused (400): an upstream that resolves
-    them could be reached under another API's prefix.
+    Paths with ``.`` or ``..`` segments, or empty ones (``//``), are refused (400): an
+    upstream that resolves or collapses them could be reached under another API's prefix.
     """
 
     def __init__(self, routes: Iterable[tuple[str, str, Callable]], *,
@@ -39,6 +39,8 @@ class Router:
         """The API name and app for ``path``; raises NotFound or BadRequest."""
         if "/." in path and _has_dot_segment(path):
             raise BadRequest("the path contains '.' or '..' segments")
+        if "//" in path:  # /v1//admin would route to /v1 and reach /v1/admin if the upstream collapses it
+            raise BadRequest("the path contains an empty segment (//)")
         for prefix, name, app in self.routes:
             if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"
                                             or not prefix):
