@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import ssl
-import sys
-import time
 
 import pytest
 import requests
 import yaml
 
 from tests.support.certs import issue, make_ca, server_cert
-from tests.support.processes import REPO, GatewayProcess
+from tests.support.processes import GatewayProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -22,35 +20,11 @@ class TlsGateway(GatewayProcess):
 
     def __init__(self, config, *, ca_pem, client):
         super().__init__(config, workers=2)
-        self.ca_pem, self.client = ca_pem, client
+        self.health_options = {"cert": client, "verify": ca_pem}
 
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
-
-    def start(self, wait: bool = True) -> "TlsGateway":
-        import subprocess
-
-        args = [sys.executable, "-m", "wsgi_gateway.cli", "serve", "-c", str(self.config),
-                "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)]
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=self.env)
-        self.wait_healthy()
-        return self
-
-    def wait_healthy(self, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                requests.get(self.url + "/.gateway/health", cert=self.client,
-                             verify=self.ca_pem, timeout=0.5)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise TimeoutError(f"gateway not healthy after {timeout}s:\n{self.log()}")
 
 
 @pytest.fixture(scope="module")

@@ -96,6 +96,7 @@ class GatewayProcess:
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.log_path = Path(tempfile.mkdtemp(prefix="gw-log-")) / (config.stem + ".log")
+        self.health_options: dict = {}  # extra requests options for the health check (TLS)
 
     @property
     def url(self) -> str:
@@ -118,7 +119,8 @@ class GatewayProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if requests.get(self.url + "/.gateway/health", timeout=0.5).status_code == 200:
+                if requests.get(self.url + "/.gateway/health", timeout=0.5,
+                                **self.health_options).status_code == 200:
                     return
             except requests.ConnectionError:
                 pass

@@ -28,7 +28,7 @@ from ..config.policies import PolicyConfig
 from ..errors import Forbidden, InsufficientScope, InvalidToken
 from ..identity import Identity
 from ..mutate.headers import check_header_value
-from .engine import Engine, EvalError
+from .engine import Engine, EvalError, lookup
 from .rulefile import Rule, RuleFile
 from .variables import (
     TOKEN_ROOTS, base_identity, cert_variable, limits_variable, now_variable, request_variable, session_variable,
@@ -315,7 +315,7 @@ class _RequestValues:
             if rest.startswith("headers.") and "." not in rest[8:]:
                 value = self.request.headers.get(rest[8:])
                 return value
-        return _lookup(self.python().get(root), rest)
+        return _memo_value(lookup(self.python(), f"{root}.{rest}"))
 
     def python(self) -> dict[str, Any]:
         if self._python is None:
@@ -386,14 +386,10 @@ class _Runner:
         return (self.part.memo_id, key, tuple(values))
 
 
-def _lookup(value: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return _UNSET if value is not None else None
-        value = value.get(part)
-    if isinstance(value, (dict, list)):
-        return _UNSET  # not hashable as is; such rules run every time
-    return value
+def _memo_value(value: Any) -> Any:
+    """A looked-up value fit for a memo key: maps and lists are not (their rules run every
+    time); a missing key (Unresolved) stays distinct from a null."""
+    return _UNSET if isinstance(value, (dict, list, Mapping)) else value
 
 
 def access_refusal(policies: Mapping[str, PolicyConfig], names, api: str, method: str,
