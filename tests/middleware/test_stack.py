@@ -127,7 +127,8 @@ def test_write_callable_passes_through(make_client):
     pytest.param("", False, id="empty"),
 ])
 def test_request_id_taken_when_well_formed(make_client, upstream, incoming, kept):
-    response = make_client(TWO_APIS).get("/v1", headers={"X-Request-Id": incoming})
+    client = make_client(TWO_APIS + "client_headers: {trusted_proxies: [127.0.0.1]}\n")
+    response = client.get("/v1", headers={"X-Request-Id": incoming})
     rid = response.headers["X-Request-Id"]
     assert (rid == incoming) is kept
     assert len(rid) >= 1 and upstream.environ["HTTP_X_REQUEST_ID"] == rid

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from ..context import ENVIRON_KEY, RequestContext
 from ..errors import GatewayError, InternalError
 from ..logs import log_request
+from ..mutate.strip import TrustedProxies
 from ..requestid import accept_request_id, new_request_id
 
 log = logging.getLogger("wsgi_gateway")
@@ -21,7 +22,8 @@ class RequestContextMiddleware:
     :param request_id_header: the header carrying the request ID, in and out; the ID
         is passed upstream under the same name and returned to the client.
     :param trust_incoming: accept a well-formed incoming ID instead of always
-        generating one.
+        generating one: True from anyone, or only from these trusted proxies
+        (``REMOTE_ADDR``); False never.
     :param access_log: write one log line per request.
 
     Any :class:`~wsgi_gateway.errors.GatewayError` that escapes the inner layers is
@@ -30,7 +32,7 @@ class RequestContextMiddleware:
     """
 
     def __init__(self, app: Callable, *, request_id_header: str = "X-Request-Id",
-                 trust_incoming: bool = True, access_log: bool = True):
+                 trust_incoming: "bool | TrustedProxies" = False, access_log: bool = True):
         self.app = app
         self.header = request_id_header
         self.environ_key = "HTTP_" + request_id_header.upper().replace("-", "_")
@@ -38,7 +40,7 @@ class RequestContextMiddleware:
         self.access_log = access_log
 
     def __call__(self, environ, start_response):
-        incoming = environ.get(self.environ_key) if self.trust_incoming else None
+        incoming = environ.get(self.environ_key) if self._trusted(environ) else None
         ctx = RequestContext(request_id=accept_request_id(incoming) if incoming else new_request_id())
         environ[ENVIRON_KEY] = ctx
         environ[self.environ_key] = ctx.request_id
@@ -57,6 +59,10 @@ class RequestContextMiddleware:
             if self.access_log:
                 log_request(ctx, environ, response.status or "-",
                             time.perf_counter() - ctx.started)
+
+    def _trusted(self, environ: dict) -> bool:
+        trust = self.trust_incoming
+        return trust if isinstance(trust, bool) else environ.get("REMOTE_ADDR") in trust
 
     @staticmethod
     def _fail(err: GatewayError, ctx: RequestContext, response: "_Response") -> list[bytes]:
