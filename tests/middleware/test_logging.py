@@ -17,9 +17,13 @@ SECRETS = {"Authorization": "Bearer eyJsecret.token.value", "Cookie": "session=c
 
 @pytest.fixture
 def log_stream():
+    """A stream the gateway logs to; the logger's handlers, level and propagation are
+    restored afterwards (a later caplog test needs propagation)."""
+    logger = logging.getLogger("wsgi_gateway")
+    saved = logger.handlers[:], logger.level, logger.propagate
     stream = io.StringIO()
     yield stream
-    logging.getLogger("wsgi_gateway").handlers.clear()
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
@@ -36,10 +40,10 @@ def test_one_line_per_request_without_secrets(make_client, log_stream, fmt):
     if fmt == "json":
         first, second = map(json.loads, lines)
         assert first["api"] == "orders" and first["path"] == "/orders/7"
-        assert first["status"] == "200" and first["identity"] == "anonymous"
+        assert first["status"] == 200 and first["identity"] == "anonymous"
         assert first["method"] == "GET" and first["decision"] == "allow"
         assert isinstance(first["ms"], float) and len(first["request_id"]) == 32
-        assert second["status"] == "404" and second["api"] == "-"
+        assert second["status"] == 404 and second["api"] == "-"
     else:
         assert "api=orders" in lines[0] and "path=/orders/7" in lines[0] and "status=200" in lines[0]
 
