@@ -24,7 +24,7 @@ from .app import Gateway, build_app
 from .config import GatewayConfig
 from .config import load_config as load_gateway_config
 from .errors import ConfigError
-from .logs import configure_logging
+from .logs import configure_logging, gunicorn_logconfig
 
 log = logging.getLogger("wsgi_gateway")
 
@@ -104,8 +104,18 @@ class GatewayApplication(BaseApplication):
         super().reload()
 
     def settings(self) -> dict[str, Any]:
-        """The gunicorn settings in force."""
-        return {**DEFAULT_SERVER, **self.gateway_config.server, **self.overrides}
+        """The gunicorn settings in force.
+
+        With ``logging.format: json``, gunicorn's own loggers write the gateway's JSON
+        lines (``logconfig_dict``) unless the operator gave a logging setup of their own.
+        """
+        chosen = {**self.gateway_config.server, **self.overrides}
+        logging_ = self.gateway_config.logging
+        own = {"logconfig", "logconfig_dict", "logconfig_json"} & chosen.keys()
+        if logging_.format == "json" and not own:
+            chosen.setdefault("logconfig_dict", gunicorn_logconfig(
+                logging_, access_lines=bool(chosen.get("accesslog"))))
+        return {**DEFAULT_SERVER, **chosen}
 
     def load_config(self) -> None:  # gunicorn's hook: apply settings
         for key, value in self.settings().items():
