@@ -19,6 +19,13 @@ from wsgi_gateway.config import load_config
 from .raw_server import RawUpstream
 
 
+class BufferedClient(Client):
+    """A test client that reads and closes every response (as a server would)."""
+
+    def open(self, *args, buffered: bool = True, **kw):
+        return super().open(*args, buffered=buffered, **kw)
+
+
 class UpstreamServer:
     """tests/upstream/upstream_app.py under gunicorn (gthread: slow endpoints do not
     block each other); ``kill()`` stops it mid-test."""
@@ -79,7 +86,7 @@ def proxied(tmp_path):
         file.write_text(text)
         gateway = build_app(load_config(file))
         made.append(gateway)
-        client = Client(LintMiddleware(gateway))
+        client = BufferedClient(LintMiddleware(gateway))
         client.gateway = gateway
         return client
 

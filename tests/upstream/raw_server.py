@@ -1,6 +1,6 @@
 """A raw-socket HTTP upstream for what a well-behaved server will not do.
 
-It answers by path: ``/bad-status`` (a broken status line), ``/close-mid-body`` (a
+It answers by the last path segment: ``/bad-status`` (a broken status line), ``/close-mid-body`` (a
 Content-Length it does not honour), ``/reset`` (closes without an answer),
 ``/hop`` (hop-by-hop response headers and two Set-Cookie), ``/bad-header`` (a control
 byte in a header value); anything else answers 200 with the request bytes exactly as
@@ -54,7 +54,7 @@ class RawUpstream:
                 return
             self.requests.append(raw)
             path = raw.split(b" ", 2)[1].decode("latin-1")
-            answer = ANSWERS.get(path.split("?")[0])
+            answer = ANSWERS.get("/" + path.split("?")[0].rsplit("/", 1)[-1])
             if answer is None:
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                              b"Content-Length: %d\r\nConnection: close\r\n\r\n%b" % (len(raw), raw))

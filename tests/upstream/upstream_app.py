@@ -15,13 +15,13 @@ import os
 import time
 from urllib.parse import parse_qs
 
-GZIPPED = gzip.compress(b"hello " * 100)
+GZIPPED = gzip.compress(b"hello " * 100, mtime=0)
 
 
 def app(environ, start_response):
     path = environ.get("PATH_INFO", "")
     query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-    name = path.rsplit("/", 2)[-2:] if path.startswith("/status/") else None
+    name = path.rsplit("/", 2)[-2:] if "/status/" in path else None
     if path.endswith("/stream"):
         return _stream(start_response, int(query.get("n", 5)), float(query.get("delay", 0.1)))
     if path.endswith("/large"):

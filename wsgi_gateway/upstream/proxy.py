@@ -85,6 +85,8 @@ class ReverseProxy:
                    f"{target.url} {ctx.upstream.seconds * 1000:.1f} ms")
         try:
             headers = _checked(response_headers(response.headers.items()))
+            if response.status == 204:  # RFC 9110 §8.6: never a Content-Length on a 204
+                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         except BadUpstreamResponse:
             response.close()
             response.release_conn()
@@ -94,7 +96,7 @@ class ReverseProxy:
         return _ResponseBody(self, response, target)
 
     def _send(self, environ, method, raw, query, length, body):
-        """The upstream response (headers read), trying further targets only when a
+        """The upstream response (headers read), trying another target only when a
         connect failed, the method is idempotent and no body byte was read."""
         tried: list[Target] = []
         while True:
@@ -111,7 +113,7 @@ class ReverseProxy:
                 self.targets.done(target, ok=False)
                 retry = (isinstance(exc, ConnectTimeoutError) and method in IDEMPOTENT
                          and (body is None or not body.started)
-                         and len(tried) <= self.config.retries)
+                         and len(tried) <= self.config.retries and self.targets.another(tried))
                 if not retry:
                     raise self._error(exc, target) from None
             except BaseException:

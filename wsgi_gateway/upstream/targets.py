@@ -92,6 +92,11 @@ class TargetSet:
             return min(ordered, key=lambda t: t.outstanding)
         return ordered[0]
 
+    def another(self, tried: Iterable[Target]) -> bool:
+        """Whether a target not in ``tried`` is up (a retry goes elsewhere or nowhere)."""
+        now = self.clock()
+        return any(t.down_until <= now and t not in tried for t in self.targets)
+
     def done(self, target: Target, *, ok: bool) -> None:
         """The request on ``target`` finished; ``ok`` False counts a failure."""
         with self._lock:
