@@ -194,3 +194,37 @@ def test_gunicorn_lines_are_text_in_text_mode(tmp_path):
     finally:
         process.stop()
     assert "Booting worker" in process.log() and not process.log().lstrip().startswith("{")
+
+
+def test_gunicorns_access_log_when_asked_for_is_json_with_a_numeric_status(tmp_path):
+    path = tmp_path / "gateway.yaml"
+    (tmp_path / "a.rules.yaml").write_text("headers:\n  X-User-Id: \"'x'\"\n")
+    path.write_text(CONFIG % {"format": "json"} + "server: {accesslog: '-'}\n")
+    process = GatewayProcess(path, workers=1)
+    process.start()
+    try:
+        requests.get(process.url + "/open/seen", timeout=5)
+        deadline = time.monotonic() + 5
+        while '"gunicorn.access"' not in process.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.stop()
+    records = [json.loads(line) for line in process.log().splitlines()]
+    [line] = [r for r in records if r["logger"] == "gunicorn.access" and r.get("path") == "/open/seen"]
+    assert line["status"] == 200 and isinstance(line["bytes"], int)
+
+
+@pytest.mark.parametrize("fmt, server, quiet", [
+    pytest.param("json", "", True, id="json: gunicorn's access line is not even built"),
+    pytest.param("json", "server: {accesslog: '-'}\n", False, id="json with accesslog"),
+    pytest.param("text", "", False, id="text: gunicorn's own setup"),
+])
+def test_gunicorn_logger_settings(tmp_path, fmt, server, quiet):
+    from wsgi_gateway.config import load_config
+    from wsgi_gateway.serve import GatewayApplication, QuietAccessLogger
+
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f"app: contrib.demo.echo:app\nlogging: {{format: {fmt}}}\n{server}")
+    settings = GatewayApplication(load_config(path)).settings()
+    assert (settings.get("logger_class") is QuietAccessLogger) is quiet
+    assert ("logconfig_dict" in settings) is (fmt == "json")
