@@ -186,3 +186,21 @@ def test_json_tracebacks_are_a_field_of_the_one_line():
         record = logging.LogRecord("x", logging.ERROR, "", 0, "failed", (), sys.exc_info())
     line = JsonFormatter().format(record)
     assert "\n" not in line and "ValueError: bad" in json.loads(line)["exception"]
+
+
+def test_a_body_read_error_after_the_first_byte_is_a_quiet_close_at_info(caplog):
+    from wsgi_gateway.errors import BodyReadError
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def body():
+            yield b"started"
+            raise BodyReadError("NoMoreData")  # what GuardedInput raises for a vanished client
+        return body()
+
+    with caplog.at_level(logging.INFO, logger="wsgi_gateway"), pytest.raises(ResponseAborted):
+        serve(RequestContextMiddleware(app))
+    [line] = caplog.records
+    assert line.levelno == logging.INFO and not line.exc_info
+    assert line.gw["error"] == "aborted:bad_request_body:NoMoreData" and line.gw["status"] == 200

@@ -147,8 +147,9 @@ class _Body:
         if isinstance(err, BodyReadError):
             code = f"{err.code}:{err.cause}"
         level, message, exc_info = logging.INFO, "request", None
-        if self.aborted:
-            code, message = "aborted", "response aborted mid-stream"
+        if self.aborted:  # the cause stays readable: aborted:bad_request_body:NoMoreData
+            code = "aborted" if self.failure is None or code == "internal_error" else f"aborted:{code}"
+            message = "response aborted mid-stream"
         if self.failure is not None and not isinstance(self.failure, GatewayError):
             failure = self.failure
             level, exc_info = logging.ERROR, (type(failure), failure, failure.__traceback__)
