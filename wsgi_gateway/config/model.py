@@ -5,7 +5,6 @@ The README's configuration reference follows this file; keep them together.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from .limits import LimitsConfig, SessionsConfig
 from .policies import PolicyConfig
 from .providers import ProviderConfig
 from .secrets import Secret, resolve_secret
-from .typed import Invalid, Where, parsed
+from .typed import Invalid, Where, did_you_mean, parsed
 from .units import parse_duration
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -181,20 +180,40 @@ def _server(node: object, where: Where) -> Mapping[str, Any]:
     for key, value in node.items():
         sub = where.key(node, key)
         if key not in probe.settings or key in _SERVER_FORBIDDEN:
-            hint = difflib.get_close_matches(str(key), list(probe.settings), n=1)
             sub.problem("not a gunicorn setting the gateway accepts" + (
                 f" ({_SERVER_FORBIDDEN[key]})" if key in _SERVER_FORBIDDEN
-                else f" (did you mean {hint[0]!r}?)" if hint else ""))
+                else did_you_mean(key, probe.settings)))
             continue
         try:
             probe.set(key, value)
         except (ValueError, TypeError) as exc:
-            sub.problem(f"invalid value: {exc}")
+            sub.problem(_server_value_problem(probe.settings[key], value, exc))
             continue
         out[key] = value
     if len(out) != len(node):
         raise Invalid
     return MappingProxyType(out)
+
+
+# What gunicorn's validators expect, in words: their own messages are Python's
+# ("invalid literal for int() with base 0: 'two'", "'int' object is not iterable").
+_SERVER_EXPECTED = {
+    "validate_pos_int": "a whole number (0 or more)",
+    "validate_bool": "true or false",
+    "validate_string": "a string",
+    "validate_list_string": "a string or a list of strings",
+    "validate_string_to_addr_list": "an address (host:port or unix:PATH) or a list of them",
+    "validate_string_to_list": "a string or a list of strings",
+    "validate_dict": "a mapping",
+}
+
+
+def _server_value_problem(setting: Any, value: object, exc: Exception) -> str:
+    expected = _SERVER_EXPECTED.get(getattr(setting.validator, "__name__", ""))
+    if expected is None:
+        return f"invalid value: {exc}"
+    shown = f"{type(value).__name__} {value!r}" if not isinstance(value, str) else repr(value)
+    return f"expected {expected}, got {shown}"
 
 
 _SERVER_FORBIDDEN = {
