@@ -186,7 +186,7 @@ def test_users_add_takes_a_passphrase(tmp_path, capsys, monkeypatch):
 # -- check: per-process state, did you mean, clear messages ------------------------------------
 
 RATED = {"policies": {"gold": {"rate": "3/s"}},
-         "apis": [{"name": "orders", "path": "/orders", "default_policy": "gold"}]}
+         "apis": [{"name": "orders", "path": "/orders", "default_policy": "gold", "auth": ["apikey"]}]}
 
 
 @pytest.mark.parametrize("config, warned", [
@@ -196,10 +196,12 @@ RATED = {"policies": {"gold": {"rate": "3/s"}},
     pytest.param({**RATED, "server": {"workers": 4}, "sessions": {"enabled": False}},
                  ["rate limits and quotas"], id="no sessions"),
     pytest.param({**RATED, "server": {"workers": 1}}, [], id="one worker"),
-    pytest.param({**RATED, "store": {"backend": "memcached", "servers": ["127.0.0.1:1"]}}, [],
-                 id="memcached"),
+    pytest.param({"apis": [{"name": "open", "path": "/open"}]}, [], id="keyless: no sessions"),
+    pytest.param({**RATED, "store": {"backend": "memcached", "servers": ["127.0.0.1:1"]},
+                  "secret_key": {"env": "CLI_TEST_SECRET_KEY"}}, [], id="memcached"),
 ])
-def test_check_warns_about_per_process_state(tmp_path, capsys, config, warned):
+def test_check_warns_about_per_process_state(tmp_path, capsys, monkeypatch, config, warned):
+    monkeypatch.setenv("CLI_TEST_SECRET_KEY", "k" * 32)
     code, out, err = run(capsys, "check", "-c", write_config(tmp_path, config))
     assert code == 0 and f"{len(warned)} warnings" in out, err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
@@ -208,7 +210,11 @@ def test_check_warns_about_per_process_state(tmp_path, capsys, config, warned):
         assert "store.backend memory" in warning and topic in warning
 
 
-RULES_OK = "allow:\n  - when: 'true'\n"
+def test_check_warns_when_a_shared_store_names_credentials_without_secret_key(tmp_path, capsys):
+    config = {**RATED, "store": {"backend": "memcached", "servers": ["127.0.0.1:1"]}}
+    code, out, err = run(capsys, "check", "-c", write_config(tmp_path, config))
+    assert code == 0 and "1 warnings" in out
+    assert "secret_key is not set: apikey credentials" in err and "plain SHA-256" in err
 
 
 @pytest.mark.parametrize("config, rules, expected", [

@@ -117,12 +117,18 @@ def test_config_objects_are_frozen(tmp_path):
                  "FILE:1: secret_key: environment variable WSGI_GATEWAY_TEST_UNSET is not set or empty",
                  id="missing secret env"),
     pytest.param("secret_key: {file: nowhere.key}\n", "FILE:1: secret_key: secret file ", id="missing secret file"),
+    pytest.param("secret_key: {env: WSGI_GATEWAY_TEST_SHORT}\n",
+                 "FILE:1: secret_key: env:WSGI_GATEWAY_TEST_SHORT has 9 bytes; a secret key needs at least 32",
+                 id="short secret key"),
+    pytest.param("previous_secret_keys: [{env: WSGI_GATEWAY_TEST_SHORT}]\n",
+                 "FILE:1: previous_secret_keys[0]: env:WSGI_GATEWAY_TEST_SHORT has 9 bytes", id="short previous key"),
     pytest.param("store: {}\nstore: {}\n", "FILE:2:1: invalid YAML: duplicate key 'store'", id="duplicate yaml key"),
     pytest.param("apis: [\n", "FILE:2:1: invalid YAML:", id="yaml syntax"),
     pytest.param("- just\n- a list\n", "FILE:1: (top level): expected a mapping, got a list", id="not a mapping"),
 ])
 def test_problems_name_file_line_and_key(tmp_path, monkeypatch, text, expected):
     monkeypatch.delenv("WSGI_GATEWAY_TEST_UNSET", raising=False)
+    monkeypatch.setenv("WSGI_GATEWAY_TEST_SHORT", "test-only")
     found = problems(tmp_path, text)
     assert any(p.startswith(expected) for p in found), found
 
@@ -139,13 +145,13 @@ def test_every_problem_is_reported_not_just_the_first(tmp_path):
 
 
 def test_secret_from_env_and_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("WSGI_GATEWAY_TEST_SECRET", "s3cret-env")
+    monkeypatch.setenv("WSGI_GATEWAY_TEST_SECRET", "s3cret-env" * 4)
     config = load_config(write(tmp_path, "secret_key: {env: WSGI_GATEWAY_TEST_SECRET}\n"))
-    assert config.secret_key.reveal() == b"s3cret-env"
+    assert config.secret_key.reveal() == b"s3cret-env" * 4
     assert "s3cret" not in repr(config) and "s3cret" not in str(config.secret_key)
-    (tmp_path / "gw.key").write_text("s3cret-file\n")
+    (tmp_path / "gw.key").write_text("s3cret-file" * 3 + "\n")
     config = load_config(write(tmp_path, "secret_key: {file: gw.key}\n"))
-    assert config.secret_key.reveal() == b"s3cret-file"
+    assert config.secret_key.reveal() == b"s3cret-file" * 3
 
 
 def test_a_secret_never_appears_in_a_problem(tmp_path, monkeypatch):
@@ -161,7 +167,7 @@ def test_unreadable_file(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "conf").glob("*.yaml")))
 def test_shipped_configs_load(name, monkeypatch):
-    monkeypatch.setenv("WSGI_GATEWAY_SECRET_KEY", "test-only")
+    monkeypatch.setenv("WSGI_GATEWAY_SECRET_KEY", "test-only-" * 4)
     load_config(REPO / "conf" / name)
 
 

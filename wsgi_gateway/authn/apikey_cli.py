@@ -184,7 +184,9 @@ def _config(path: str, need_store: bool = True):
 def _keys(config) -> ApiKeys:
     from ..store import build_store
 
-    return ApiKeys(build_store(config.store))
+    from .digests import CredentialDigests
+
+    return ApiKeys(build_store(config.store), digests=CredentialDigests.from_config(config))
 
 
 def _static(config) -> dict[str, KeyRecord]:
@@ -226,7 +228,7 @@ def _print_key(key: str, record: KeyRecord, as_json: bool, message: str) -> None
     print(key)
     expiry = f"expires {_iso(record.expires)}" if record.expires else "never expires"
     print(f"{message} ({expiry}; policies: {', '.join(record.policies) or 'the API default'}). "
-          "The key is shown only this once: the store keeps its SHA-256.", file=sys.stderr)
+          "The key is shown only this once: the store keeps only a digest of it.", file=sys.stderr)
 
 
 def _error(message: str, status: int) -> int:

@@ -17,8 +17,11 @@ MEMORY_STORE_PROBLEM = (
 
 
 def shared_state_warnings(config: GatewayConfig, workers: int) -> list[str]:
-    """Warnings for state the config means to share but ``workers`` processes would split."""
-    if config.store.backend != "memory" or workers <= 1:
+    """Warnings for state the config means to share but ``workers`` processes would split,
+    and for credentials named in a shared store by an unkeyed digest."""
+    if config.store.backend == "memcached":
+        return _unkeyed_digests(config)
+    if workers <= 1:
         return []
     where = f"{config.source}: store.backend memory with {workers} workers"
     warnings = []
@@ -28,8 +31,21 @@ def shared_state_warnings(config: GatewayConfig, workers: int) -> list[str]:
             f"{where}: each worker counts rate limits and quotas alone, so a client may get "
             f"up to {workers} times its limit (policies {', '.join(sorted(rates))}); use "
             "store.backend memcached, or server.workers 1")
-    if config.sessions.enabled:
+    identified = any(m.method != "keyless" for api in config.apis for m in api.auth)
+    if config.sessions.enabled and identified:  # keyless requests have no session
         warnings.append(
             f"{where}: each worker keeps its own sessions, and `sessions revoke` cannot reach "
             "them; use store.backend memcached, or sessions.enabled false")
     return warnings
+
+
+_STORED_CREDENTIALS = ("apikey", "introspection")  # methods naming credentials in the store
+
+
+def _unkeyed_digests(config: GatewayConfig) -> list[str]:
+    used = sorted({m.method for api in config.apis for m in api.auth} & set(_STORED_CREDENTIALS))
+    if config.secret_key is not None or not used:
+        return []
+    return [f"{config.source}: secret_key is not set: {', '.join(used)} credentials are named in "
+            "memcached by a plain SHA-256, so whoever can write to memcached can plant a record "
+            "for a credential of their own; set secret_key (see the README, Configuration)"]

@@ -26,8 +26,31 @@ def _duration(**kw) -> Any:
     return field(metadata={"parse": parsed(parse_duration)}, **kw)
 
 
-def _secret(node: object, where: Where) -> Secret:
-    return resolve_secret(node, where.base_dir)
+MIN_SECRET_KEY = 32  # bytes: an HMAC-SHA256 key as long as its output (RFC 2104 §3)
+
+
+def _secret_key(node: object, where: Where) -> Secret:
+    secret = resolve_secret(node, where.base_dir)
+    if len(secret.reveal()) < MIN_SECRET_KEY:
+        raise ValueError(f"{secret.source} has {len(secret.reveal())} bytes; a secret key needs "
+                         f"at least {MIN_SECRET_KEY} (e.g. python3 -c 'import secrets; "
+                         "print(secrets.token_urlsafe(32))')")
+    return secret
+
+
+def _secret_keys(node: object, where: Where) -> tuple[Secret, ...]:
+    if not isinstance(node, list):
+        raise ValueError("expected a list of secrets ({env: NAME} or {file: PATH})")
+    secrets, ok = [], True
+    for i, item in enumerate(node):
+        try:
+            secrets.append(_secret_key(item, where.key(node, i)))
+        except ValueError as exc:  # named by index: the operator has several
+            where.key(node, i).problem(str(exc))
+            ok = False
+    if not ok:
+        raise Invalid
+    return tuple(secrets)
 
 
 def _host_port(value: object) -> tuple[str, int]:
@@ -242,12 +265,20 @@ class GatewayConfig:
     request_id: RequestIdConfig = RequestIdConfig()
     logging: LoggingConfig = LoggingConfig()
     ops: OpsConfig = OpsConfig()
-    secret_key: Secret | None = field(default=None, metadata={"parse": _secret})
+    # keys the digests that name credentials in the store (API key records, the
+    # introspection cache): see authn/digests.py. previous_secret_keys: still accepted
+    # on lookup after a rotation, never used for new records.
+    secret_key: Secret | None = field(default=None, metadata={"parse": _secret_key})
+    previous_secret_keys: tuple[Secret, ...] = field(default=(), metadata={"parse": _secret_keys})
     providers: tuple[ProviderConfig, ...] = ()  # trusted token issuers (JWT / OIDC)
     policies: Mapping[str, PolicyConfig] = field(default_factory=lambda: _EMPTY)
     cel: CelConfig = CelConfig()
     limits: LimitsConfig = LimitsConfig()
     sessions: SessionsConfig = SessionsConfig()
+
+    def __post_init__(self):
+        if self.previous_secret_keys and self.secret_key is None:
+            raise ValueError("previous_secret_keys needs a secret_key (the current one)")
 
     def provider(self, name: str) -> ProviderConfig:
         """The provider called ``name``; KeyError when there is none."""
