@@ -69,6 +69,7 @@ class Gateway:
         self.authenticators = [a for api in apis.values() for a in api.authenticators]
         self.warnings: list[str] = []
         self.rule_files: dict = {}  # path -> compiled RuleFile
+        self.resources: dict = {}   # what every API shares (key sets, ...), closed with it
         self._stack = stack
 
     def __call__(self, environ, start_response):
@@ -86,7 +87,11 @@ class Gateway:
                 warm()
 
     def close(self) -> None:
-        """Release the store's connections."""
+        """Stop background work (key set refresh threads) and release the store's connections."""
+        for resource in self.resources.values():
+            close = getattr(resource, "close", None)
+            if callable(close):
+                close()
         self.store.close()
 
 
@@ -135,6 +140,7 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
         trust_incoming=trust_id, access_log=config.logging.access_log)
     gateway = Gateway(config, stack, build.store, apis, router)
     gateway.warnings = warnings
+    gateway.resources = build.resources
     gateway.rule_files = {k[1]: v for k, v in build.resources.items() if k[0] == "rules"}
     return gateway
 

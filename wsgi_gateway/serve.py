@@ -5,9 +5,10 @@ The config is loaded and fully checked in the master, so a bad file stops start-
 before anything listens; each worker then builds its own gateway after the fork
 (no socket or memcached client is ever shared between workers).
 
-Operators who keep their own ``gunicorn.conf.py`` load the gateway directly::
+Operators who keep their own gunicorn settings file (conf/gunicorn.conf.py is a
+sample) load the gateway directly::
 
-    gunicorn -c gunicorn.conf.py 'wsgi_gateway:from_config("conf/gateway.yaml")'
+    gunicorn -c conf/gunicorn.conf.py 'wsgi_gateway:from_config("conf/demo.yaml")'
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ def test_check_accepts_every_shipped_config(config):
     result = subprocess.run(
         [sys.executable, "-m", "wsgi_gateway.cli", "check", "-c", f"conf/{config}"], cwd=REPO,
         capture_output=True, text=True, timeout=30,
-        env={"PATH": "/usr/bin:/bin", "WSGI_GATEWAY_SECRET_KEY": "test-only"})
+        env={"PATH": "/usr/bin:/bin", "WSGI_GATEWAY_SECRET_KEY": "test-only-" * 4})
     assert result.returncode == 0, result.stderr
 
 
