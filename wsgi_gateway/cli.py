@@ -194,7 +194,12 @@ def _serve(args) -> int:
     configure_logging(config.logging)
     _print_banner(config, application.settings())
     for warning in shared_state_warnings(config, application.settings().get("workers", 1)):
-        print(f"warning: {warning}", file=sys.stderr)
+        if config.logging.format == "json":  # every line the process writes is a JSON object
+            import logging
+
+            logging.getLogger("wsgi_gateway").warning(warning)
+        else:
+            print(f"warning: {warning}", file=sys.stderr)
     application.run()
     return 0
 

@@ -168,6 +168,19 @@ def test_every_line_is_one_json_object_gunicorn_included(served):
     assert all(isinstance(r["status"], int) and isinstance(r["bytes"], int) for r in access)
 
 
+def test_start_up_warnings_are_json_too(tmp_path):
+    path = tmp_path / "gateway.yaml"
+    path.write_text("app: contrib.demo.echo:app\nlogging: {format: json}\n"
+                    "policies: {gold: {rate: 3/s}}\n"
+                    "apis: [{name: a, path: /a, default_policy: gold}]\n")
+    process = GatewayProcess(path, workers=2)
+    process.start()
+    process.stop()
+    records = [json.loads(line) for line in process.log().splitlines()]
+    warnings = [r for r in records if r["level"] == "WARNING" and r["logger"] == "wsgi_gateway"]
+    assert any("rate limits and quotas" in r["message"] for r in warnings), records
+
+
 def test_a_failure_mid_stream_is_logged_once_with_the_request_id(served):
     with socket.create_connection(("127.0.0.1", served.port), timeout=5) as sock:
         sock.sendall(b"GET /open/fail-mid-stream HTTP/1.1\r\nHost: gw\r\n\r\n")
