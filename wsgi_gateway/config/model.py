@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from .headers import ClientHeadersConfig
 from .limits import LimitsConfig, SessionsConfig
 from .policies import PolicyConfig
 from .providers import ProviderConfig
@@ -165,12 +166,26 @@ class RoutingConfig:
     unmatched: Literal["not_found", "pass"] = "not_found"  # pass = straight to the app, unauthenticated
 
 
+def _trust_incoming(node: object, where: Where) -> str:
+    if node is True or node is False:  # the old boolean spelling
+        return "always" if node else "never"
+    if node not in ("trusted_proxies", "always", "never"):
+        raise ValueError(f"expected trusted_proxies, always or never, got {node!r}")
+    return node
+
+
 @dataclass(frozen=True)
 class RequestIdConfig:
-    """Request IDs: taken from ``header`` when well-formed and trusted, else generated."""
+    """Request IDs: taken from ``header`` when well-formed and trusted, else generated.
+
+    ``trust_incoming``: ``trusted_proxies`` (default) believes the ID only from a peer in
+    ``client_headers.trusted_proxies``; ``always`` from anyone (a client can then choose
+    the ID written in the logs); ``never`` always generates one.
+    """
 
     header: str = "X-Request-Id"
-    trust_incoming: bool = True
+    trust_incoming: Literal["trusted_proxies", "always", "never"] = field(
+        default="trusted_proxies", metadata={"parse": _trust_incoming})
 
 
 @dataclass(frozen=True)
@@ -262,6 +277,7 @@ class GatewayConfig:
     store: StoreConfig = StoreConfig()
     apis: tuple[ApiConfig, ...] = ()
     routing: RoutingConfig = RoutingConfig()
+    client_headers: ClientHeadersConfig = ClientHeadersConfig()
     request_id: RequestIdConfig = RequestIdConfig()
     logging: LoggingConfig = LoggingConfig()
     ops: OpsConfig = OpsConfig()
