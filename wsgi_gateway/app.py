@@ -70,6 +70,7 @@ class Gateway:
         self.authenticators = [a for api in apis.values() for a in api.authenticators]
         self.warnings: list[str] = []
         self.rule_files: dict = {}  # path -> compiled RuleFile
+        self.resources: dict = {}   # what every API shares (key sets, ...), closed with it
         self._stack = stack
 
     def __call__(self, environ, start_response):
@@ -87,7 +88,12 @@ class Gateway:
                 warm()
 
     def close(self) -> None:
-        """Release the store's and the upstreams' connections."""
+        """Stop background work (key set refresh threads), release the store's and the
+        upstreams' connections."""
+        for resource in self.resources.values():
+            close = getattr(resource, "close", None)
+            if callable(close):
+                close()
         self.store.close()
         for api in self.apis.values():
             if api.proxy is not None:
@@ -140,6 +146,7 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
         trust_incoming=trust_id, access_log=config.logging.access_log)
     gateway = Gateway(config, stack, build.store, apis, router)
     gateway.warnings = warnings
+    gateway.resources = build.resources
     gateway.rule_files = {k[1]: v for k, v in build.resources.items() if k[0] == "rules"}
     return gateway
 

@@ -93,3 +93,18 @@ def test_the_upstream_gets_a_400_problem_in_process(make_client):
                            environ_overrides={"CONTENT_LENGTH": "10"})
     assert response.status_code == 400
     assert response.json["type"] == "urn:wsgi-gateway:problem:bad_request_body"
+
+
+def test_an_authenticator_hashing_the_body_gets_the_same_error():
+    from werkzeug.wrappers import Request
+
+    from wsgi_gateway.authn.signature_keys import read_body
+
+    gunicorn_errors = __import__("gunicorn.http.errors", fromlist=["x"])
+    environ = {"REQUEST_METHOD": "POST", "HTTP_TRANSFER_ENCODING": "chunked",
+               "wsgi.input_terminated": True,
+               "wsgi.input": Broken(gunicorn_errors.InvalidChunkSize(b"zz"))}
+    guard_input(environ)
+    with pytest.raises(BodyReadError) as err:
+        read_body(Request(environ), 1024)
+    assert err.value.cause == "InvalidChunkSize"

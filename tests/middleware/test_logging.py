@@ -186,3 +186,39 @@ def test_json_tracebacks_are_a_field_of_the_one_line():
         record = logging.LogRecord("x", logging.ERROR, "", 0, "failed", (), sys.exc_info())
     line = JsonFormatter().format(record)
     assert "\n" not in line and "ValueError: bad" in json.loads(line)["exception"]
+
+
+def test_a_body_read_error_after_the_first_byte_is_a_quiet_close_at_info(caplog):
+    from wsgi_gateway.errors import BodyReadError
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def body():
+            yield b"started"
+            raise BodyReadError("NoMoreData")  # what GuardedInput raises for a vanished client
+        return body()
+
+    with caplog.at_level(logging.INFO, logger="wsgi_gateway"), pytest.raises(ResponseAborted):
+        serve(RequestContextMiddleware(app))
+    [line] = caplog.records
+    assert line.levelno == logging.INFO and not line.exc_info
+    assert line.gw["error"] == "aborted:bad_request_body:NoMoreData" and line.gw["status"] == 200
+
+
+def test_a_file_wrapper_keeps_sendfile_and_still_logs_on_close(caplog):
+    from wsgiref.util import FileWrapper
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"file body"))
+
+    environ = EnvironBuilder("/f").get_environ()
+    environ["wsgi.file_wrapper"] = FileWrapper
+    with caplog.at_level(logging.INFO, logger="wsgi_gateway"):
+        result = RequestContextMiddleware(app)(environ, lambda s, h, e=None: None)
+        assert isinstance(result, FileWrapper)  # the server can still use sendfile
+        assert b"".join(result) == b"file body" and access_lines(caplog) == []
+        result.close()
+    [line] = access_lines(caplog)
+    assert line.gw["status"] == 200 and line.gw["bytes"] == -1

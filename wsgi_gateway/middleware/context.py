@@ -102,8 +102,11 @@ class _Body:
         if isinstance(wrapper, type) and isinstance(self.result, wrapper):  # keep sendfile
             self.response.flush()
             inner_close = getattr(self.result, "close", None)
-            self.result.close = lambda: self._close(inner_close)
-            self.sent = None
+            try:
+                self.result.close = lambda: self._close(inner_close)
+            except AttributeError:  # a wrapper with __slots__: no sendfile, still logged
+                return self
+            self.sent = None  # sent by the server, unseen: logged as -1
             return self.result
         return self
 
@@ -143,19 +146,25 @@ class _Body:
         err = self.error or (self.guard.error if self.guard else None)
         if not (self.layer.access_log or self.failure or isinstance(err, BodyReadError)):
             return
-        code = None if err is None else err.code
-        if isinstance(err, BodyReadError):
-            code = f"{err.code}:{err.cause}"
-        level, message, exc_info = logging.INFO, "request", None
-        if self.aborted:
-            code, message = "aborted", "response aborted mid-stream"
-        if self.failure is not None and not isinstance(self.failure, GatewayError):
-            failure = self.failure
-            level, exc_info = logging.ERROR, (type(failure), failure, failure.__traceback__)
-            message = "response aborted mid-stream" if self.aborted else "request failed"
+        level, message, code, exc_info = self._outcome(err)
         log_request(self.ctx, self.environ, self.response.status,
                     self.layer.clock() - self.ctx.started, self.sent, error=code,
                     exc_info=exc_info, level=level, message=message)
+
+    def _outcome(self, err: GatewayError | None):
+        """(level, message, error code, exc_info) of the request line."""
+        code = None if err is None else err.code
+        if isinstance(err, BodyReadError):
+            code = f"{err.code}:{err.cause}"
+        failure = self.failure
+        unexpected = failure is not None and not isinstance(failure, GatewayError)
+        exc_info = (type(failure), failure, failure.__traceback__) if unexpected else None
+        level = logging.ERROR if unexpected else logging.INFO
+        if not self.aborted:
+            return level, "request failed" if unexpected else "request", code, exc_info
+        # cut mid-stream; the cause stays readable: aborted:bad_request_body:NoMoreData
+        code = "aborted" if unexpected or code is None else f"aborted:{code}"
+        return level, "response aborted mid-stream", code, exc_info
 
 
 class _Response:
