@@ -27,6 +27,7 @@ class Pools:
         self.config = config
         self._pid: int | None = None
         self._manager: urllib3.PoolManager | None = None
+        self._pools: dict[str, urllib3.HTTPConnectionPool] = {}
         self._lock = threading.Lock()
 
     def manager(self) -> urllib3.PoolManager:
@@ -36,8 +37,18 @@ class Pools:
             with self._lock:
                 if self._pid != pid:
                     self._manager = self._make()
+                    self._pools = {}
                     self._pid = pid
         return self._manager
+
+    def pool(self, origin: str) -> urllib3.HTTPConnectionPool:
+        """The connection pool for ``scheme://host:port`` (looked up once per process:
+        the manager's URL parsing costs more than a dict hit on every request)."""
+        manager = self.manager()
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = manager.connection_from_url(origin)
+        return pool
 
     def _make(self) -> urllib3.PoolManager:
         config, tls = self.config, self.config.tls

@@ -128,7 +128,7 @@ class ReverseProxy:
         headers.setdefault("Accept-Encoding", SKIP_HEADER)
         if length is not None:
             headers["Content-Length"] = str(length)
-        pool = self.pools.manager().connection_from_url(target.origin)
+        pool = self.pools.pool(target.origin)
         return pool.urlopen(method, path + ("?" + query if query else ""), body=body,
                             headers=headers, redirect=False, retries=False,
                             preload_content=False, decode_content=False,
