@@ -13,6 +13,8 @@ Starts, on free loopback ports:
   headers) proxying to it as a URL upstream;
 - ``gw-app``: the same gateway config wrapping the same hello app in process
   (``upstream: app``), for the proxy's overhead over app mode;
+- ``gw-url-gthread``: ``gw-url`` with gthread workers (4 threads), which overlap the
+  wait for the upstream;
 
 then drives each with wrk (same path, token and connections; rounds alternate the
 targets) and prints req/s, p50/p99 and the latency each adds over the bare upstream.
@@ -90,11 +92,11 @@ def start_upstream(log_dir: Path) -> Server:
     return spawn("bare", args, port, log_dir)
 
 
-def write_gateway(folder: Path, name: str, upstream) -> Path:
+def write_gateway(folder: Path, name: str, upstream, **server) -> Path:
     (folder / "rules.yaml").write_text(RULES)
     config = {"providers": [provider()], "policies": {"basic": {}},
               "logging": {"access_log": False},
-              "server": {"timeout": 120},
+              "server": {"timeout": 120, **server},
               "app": "contrib.bench.bench_proxy:upstream_app",
               "apis": [{"name": "api", "path": "/api", "auth": ["jwt"], "default_policy": "basic",
                         "rules": "rules.yaml", "upstream": upstream}]}
@@ -230,9 +232,13 @@ def main() -> None:
         url_conf = write_gateway(work, "gw-url", {"targets": [upstream.url], "max_body": "2GiB",
                                                   "read_timeout": "60s"})
         app_conf = write_gateway(work, "gw-app", "app")
+        threaded_conf = write_gateway(work, "gw-url-gthread", {"targets": [upstream.url]},
+                                      worker_class="gthread", threads=4)
         with running(lambda: start_nginx(upstream, work),
                      lambda: start_gateway(url_conf, workers=2, log_dir=work, name="gw-url"),
-                     lambda: start_gateway(app_conf, workers=2, log_dir=work, name="gw-app")) as others:
+                     lambda: start_gateway(app_conf, workers=2, log_dir=work, name="gw-app"),
+                     lambda: start_gateway(threaded_conf, workers=2, log_dir=work,
+                                           name="gw-url-gthread")) as others:
             for server in others:
                 wait_ready(server, "/api/hello")
             servers = [upstream, *others]
@@ -241,7 +247,7 @@ def main() -> None:
                 for server in servers:
                     result = run_load(tool, server.port, spec, work)
                     results[server.name].append(result)
-                    print(f"round {number} {server.name:<7} {result.rps:8.0f} req/s  "
+                    print(f"round {number} {server.name:<14} {result.rps:8.0f} req/s  "
                           f"p50 {result.p50_us / 1000:6.2f} ms  p99 {result.p99_us / 1000:6.2f} ms  "
                           f"non-2xx {result.non_2xx}  errors {sum(result.errors.values())}")
             summary(results)
