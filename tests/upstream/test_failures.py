@@ -80,8 +80,14 @@ def test_body_cut_midway_cuts_the_client_connection(proxied, raw_upstream):
 
 def test_retry_only_idempotent_and_only_connect_failures(proxied, refused_url, raw_upstream):
     client = proxied({"targets": [refused_url, raw_upstream.url], "retries": 1})
+    seen = {}
+    app = client.application
+    client.application = lambda environ, start: seen.setdefault("env", environ) and app(environ, start)
     assert client.get("/svc/x").status_code == 200  # refused target first, then the other
     assert len(raw_upstream.requests) == 1
+    trail = [(e.outcome, e.detail.split()[0]) for e in seen["env"]["wsgi_gateway.context"].trail
+             if e.layer == "upstream"]
+    assert trail == [("upstream_unreachable", refused_url), ("200", raw_upstream.url)]
     client = proxied({"targets": [refused_url, raw_upstream.url], "retries": 1})
     assert _problem(client.post("/svc/x", data=b"once"))[:2] == (502, "upstream_unreachable")
     assert len(raw_upstream.requests) == 1

@@ -79,10 +79,7 @@ class ReverseProxy:
         query = environ.get("QUERY_STRING", "")
         raw = raw_path(environ)
         response, target, started = self._send(environ, method, raw, query, length, body)
-        ctx = context_of(environ)
-        ctx.upstream = UpstreamCall(target.url, response.status, self.clock() - started)
-        ctx.record("upstream", self.api, str(response.status),
-                   f"{target.url} {ctx.upstream.seconds * 1000:.1f} ms")
+        self._note(environ, target, started, str(response.status), response.status)
         try:
             headers = _checked(response_headers(response.headers.items()))
             if response.status == 204:  # RFC 9110 §8.6: never a Content-Length on a 204
@@ -111,14 +108,22 @@ class ReverseProxy:
                 return self._open(environ, target, method, raw, query, length, body), target, started
             except HTTPError as exc:
                 self.targets.done(target, ok=False)
+                error = self._error(exc, target)
+                self._note(environ, target, started, error.code)
                 retry = (isinstance(exc, ConnectTimeoutError) and method in IDEMPOTENT
                          and (body is None or not body.started)
                          and len(tried) <= self.config.retries and self.targets.another(tried))
                 if not retry:
-                    raise self._error(exc, target) from None
+                    raise error from None
             except BaseException:
                 self.targets.done(target, ok=True)  # the client's fault (body), not the target's
                 raise
+
+    def _note(self, environ, target: Target, started: float, outcome: str, status: int = 0):
+        """The exchange in the trail and (the last one) on the request line."""
+        ctx = context_of(environ)
+        ctx.upstream = UpstreamCall(target.url, status, self.clock() - started)
+        ctx.record("upstream", self.api, outcome, f"{target.url} {ctx.upstream.seconds * 1000:.1f} ms")
 
     def _open(self, environ, target: Target, method, raw, query, length, body):
         path = upstream_path(raw, self.prefix, target, strip=self.config.strip_path)
