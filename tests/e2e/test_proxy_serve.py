@@ -168,3 +168,19 @@ def test_cut_upstream_body_cuts_the_client(start):
         assert json.loads(bad.text)["type"].endswith("bad_upstream_response")
     finally:
         raw.stop()
+
+
+def test_gthread_workers_share_pools_and_health_safely(start, upstream):
+    from concurrent.futures import ThreadPoolExecutor
+
+    gw = start(upstream.url, server={"worker_class": "gthread", "threads": 4})
+    token = _auth()
+
+    def one(i: int):
+        response = requests.post(gw.url + f"/api/echo?i={i}", data=str(i).encode() * 1000,
+                                 headers=token, timeout=10)
+        return response.status_code, response.json()["query"], response.json()["body_size"]
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(one, range(60)))
+    assert answers == [(200, f"i={i}", len(str(i)) * 1000) for i in range(60)]
