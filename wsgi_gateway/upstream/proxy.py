@@ -67,23 +67,15 @@ class ReverseProxy:
             return err(environ, start_response)
 
     def _forward(self, environ, start_response):
-        if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
-            raise UpgradeNotSupported("WebSocket upgrades are not proxied (sync WSGI workers "
-                                      "cannot hold a two-way stream)")
-        method = environ["REQUEST_METHOD"]
-        length = _content_length(environ)
-        if length is not None and length > self.config.max_body:
-            raise PayloadTooLarge(f"the request body exceeds {self.config.max_body} bytes")
-        body = _RequestBody(environ.get("wsgi.input"), length, self.config.max_body, self.api) \
+        length = self._admit(environ)
+        body = _RequestBody(environ.get("wsgi.input"), length, self.config.max_body) \
             if length or "HTTP_TRANSFER_ENCODING" in environ else None
-        query = environ.get("QUERY_STRING", "")
-        raw = raw_path(environ)
-        response, target, started = self._send(environ, method, raw, query, length, body)
+        response, target, started = self._send(environ, environ["REQUEST_METHOD"],
+                                               raw_path(environ), environ.get("QUERY_STRING", ""),
+                                               length, body)
         self._note(environ, target, started, str(response.status), response.status)
         try:
-            headers = _checked(response_headers(response.headers.items()))
-            if response.status == 204:  # RFC 9110 §8.6: never a Content-Length on a 204
-                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            headers = _answer_headers(response)
         except BadUpstreamResponse:
             response.close()
             response.release_conn()
@@ -91,6 +83,16 @@ class ReverseProxy:
             raise
         start_response(f"{response.status} {_reason(response)}", headers)
         return _ResponseBody(self, response, target)
+
+    def _admit(self, environ) -> int | None:
+        """The announced body length, after refusing what cannot be forwarded."""
+        if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+            raise UpgradeNotSupported("WebSocket upgrades are not proxied (sync WSGI workers "
+                                      "cannot hold a two-way stream)")
+        length = _content_length(environ)
+        if length is not None and length > self.config.max_body:
+            raise PayloadTooLarge(f"the request body exceeds {self.config.max_body} bytes")
+        return length
 
     def _send(self, environ, method, raw, query, length, body):
         """The upstream response (headers read), trying another target only when a
@@ -161,8 +163,8 @@ class _RequestBody:
     ``started`` is set on the first read: after it, the body cannot be sent again.
     """
 
-    def __init__(self, stream, length: int | None, max_body: int, api: str):
-        self.stream, self.remaining, self.max_body, self.api = stream, length, max_body, api
+    def __init__(self, stream, length: int | None, max_body: int):
+        self.stream, self.remaining, self.max_body = stream, length, max_body
         self.started = False
         self.sent = 0
 
@@ -235,9 +237,14 @@ def _reason(response) -> str:
         return "Unknown"
 
 
-def _checked(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Headers a WSGI server will send as they are; anything else is a malformed answer."""
+def _answer_headers(response) -> list[tuple[str, str]]:
+    """The upstream's headers for the client, each one a WSGI server will send as it
+    is (anything else is a malformed answer); a 204 loses any Content-Length (RFC 9110
+    §8.6)."""
+    headers = response_headers(response.headers.items())
     for name, value in headers:
         if not _TOKEN.match(name) or not _VALUE.match(value):
             raise BadUpstreamResponse("the upstream sent a malformed header")
+    if response.status == 204:
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
     return headers
