@@ -179,12 +179,12 @@ class ApiKeyAuthenticator:
             return cached[1], cached[2]
         started = time.monotonic()
         try:
-            stored = self.keys.get(key_id)
+            stored, revoked = self.keys.lookup(key_id)
         except StoreError:
             self._store_state(failing=True)
             raise ServiceUnavailable("API keys cannot be checked now", retry_after=1) from None
         self._store_state(failing=False)
-        record = merge_static(self.static.get(key_id), stored)
+        record = merge_static(self.static.get(key_id), stored, revoked)
         identity = None if record is None else self._identity(record)
         if self.options.cache_ttl > 0:  # read before the store answered: never older than the TTL
             with self._lock:
@@ -227,13 +227,15 @@ def to_identity(record: KeyRecord, policies: tuple[str, ...]) -> Identity:
                     claims=MappingProxyType(claims), policies=tuple(policies))
 
 
-def merge_static(static: KeyRecord | None, stored: KeyRecord | None) -> KeyRecord | None:
-    """A keys_file key, revoked when the store holds its revocation (``keys revoke``)."""
+def merge_static(static: KeyRecord | None, stored: KeyRecord | None,
+                 revoked: float | None = None) -> KeyRecord | None:
+    """A keys_file key, revoked when the store holds its revocation (``keys revoke``: a
+    marker on every server, ``revoked``; or an older gateway's revoked copy)."""
     if static is None:
         return stored
-    if stored is not None and stored.revoked is not None:
-        return replace(static, revoked=stored.revoked)
-    return static
+    if revoked is None and stored is not None:
+        revoked = stored.revoked
+    return static if revoked is None else replace(static, revoked=revoked)
 
 
 # -- the static keys file ------------------------------------------------------------
