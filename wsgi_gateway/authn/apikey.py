@@ -175,9 +175,9 @@ class ApiKeyAuthenticator:
         the store (and the keys_file)."""
         with self._lock:
             cached = self._records.get(key_id)
-        if cached is not None and time.monotonic() < cached[0]:
+        if cached is not None and self.clock() < cached[0]:
             return cached[1], cached[2]
-        started = time.monotonic()
+        started = self.clock()
         try:
             stored, revoked = self.keys.lookup(key_id)
         except StoreError:
