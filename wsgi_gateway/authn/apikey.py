@@ -102,14 +102,19 @@ class ApiKeyAuthenticator:
     :param static: keys_file records by id (never written to the store).
     :param policies: the configured policy names; a key's other policies are ignored.
     :param clock: wall-clock seconds (expiry).
+    :param on_store_failure: ``store.on_failure.store_credentials``: ``closed`` (503 while
+        the store fails), or ``open``: a key this worker has seen keeps its last known
+        record (a revocation made during the outage is missed); other keys get 503.
     """
 
     id = "apikey"
 
     def __init__(self, store: Store, options: ApiKeyOptions, api: str, *,
                  static: Mapping[str, KeyRecord] | None = None, policies=frozenset(),
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 on_store_failure: Literal["open", "closed"] = "closed"):
         self.keys = ApiKeys(store, clock=clock)
+        self.on_store_failure = on_store_failure
         self.options, self.api, self.clock = options, api, clock
         self.static = dict(static or {})
         self.policies = frozenset(policies)
@@ -182,6 +187,8 @@ class ApiKeyAuthenticator:
             stored, revoked = self.keys.lookup(key_id)
         except StoreError:
             self._store_state(failing=True)
+            if cached is not None and self.on_store_failure == "open":
+                return cached[1], cached[2]  # the last known record, however old
             raise ServiceUnavailable("API keys cannot be checked now", retry_after=1) from None
         self._store_state(failing=False)
         record = merge_static(self.static.get(key_id), stored, revoked)
@@ -210,7 +217,9 @@ class ApiKeyAuthenticator:
         if failing != self._failing:
             self._failing = failing
             if failing:
-                log.warning("apikey: the store is unavailable; API keys are refused with 503")
+                log.warning("apikey: the store is unavailable; API keys are %s",
+                            "served from the last record seen (unseen keys: 503)"
+                            if self.on_store_failure == "open" else "refused with 503")
             else:
                 log.info("apikey: the store is back")
 
@@ -328,7 +337,8 @@ def _build(options: ApiKeyOptions, build, api: ApiConfig) -> ApiKeyAuthenticator
     static = build.shared(("apikey-file", options.keys_file),
                           lambda: static_keys(options, build.config))
     return ApiKeyAuthenticator(build.store, options, api.name, static=static,
-                               policies=build.config.policies, clock=build.clock)
+                               policies=build.config.policies, clock=build.clock,
+                               on_store_failure=build.config.store.on_failure.store_credentials)
 
 
 register(Method("apikey", ApiKeyOptions, _build))
