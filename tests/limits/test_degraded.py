@@ -67,10 +67,12 @@ def test_defaults_serve_verified_tokens_and_refuse_api_keys(clocked, clock, priv
     """Today an outage served ~1 s of 200 (cached sessions), then 503 for everything."""
     key, _ = ApiKeys(MemcachedStore([("127.0.0.1", private_memcached.port)]),
                      clock=clock).create("keys")
+    # short per-worker caches, so the test also shows the old behaviour without a clock
     config = gateway_config(private_memcached.address,
-                            policies={"basic": {"rate": "100/s", "quota": "1000/1d"}})
-    config["apis"].append({"name": "keys", "path": "/keys", "auth": ["apikey"],
-                           "default_policy": "basic"})
+                            policies={"basic": {"rate": "100/s", "quota": "1000/1d"}},
+                            sessions={"cache_ttl": "50ms"})
+    config["apis"].append({"name": "keys", "path": "/keys", "default_policy": "basic",
+                           "auth": [{"method": "apikey", "cache_ttl": "50ms"}]})
     gw = clocked(config)
     token = mint(sub="steady", iat=clock.now - 5)
     assert gw.get(token).status_code == 200
