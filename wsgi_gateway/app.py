@@ -22,7 +22,7 @@ from .middleware import (
 from .limits.limiter import StoreLimiter
 from .limits.sessions import Sessions
 from .middleware.sessions import SessionLayer
-from .store import Store, build_store, log_failure_modes
+from .store import Store, build_store
 from .upstream import load_app
 
 
@@ -103,7 +103,6 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
             raise ConfigError(f"{config.source}: app: no WSGI app given (set 'app' or pass --app)")
         upstream = load_app(config.app, f"{config.source}: app")
     build = BuildContext(config, store or build_store(config.store, clock=clock), clock)
-    log_failure_modes(config.store)
     build.resources.update({("rules", path): rules for path, rules in (rule_files or {}).items()})
     apis: dict[str, ApiRuntime] = {}
     routes = []

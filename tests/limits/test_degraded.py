@@ -7,10 +7,10 @@ identity lives in the store (gateway-issued API keys)."""
 
 from __future__ import annotations
 
-import logging
 
 import pytest
 
+from tests.store.faults import fault_in
 from tests.support.gateways import gateway_config, mint
 from wsgi_gateway.authn.apikeys_store import ApiKeys
 from wsgi_gateway.store.memcached import MemcachedStore
@@ -49,7 +49,7 @@ def test_each_cell_of_the_matrix(clocked, clock, private_memcached, fault, conce
     config["store"]["on_failure"] = {concern: setting}
     gw = clocked(config)
     assert gw.get(**request).status_code == 200  # seen once while the store answers
-    getattr(private_memcached, fault)()
+    fault_in(private_memcached, fault)
     try:
         clock.advance(1.1)  # past every per-worker cache (sessions, key records)
         responses = [gw.get(**request) for _ in range(3)]
@@ -77,7 +77,7 @@ def test_defaults_serve_verified_tokens_and_refuse_api_keys(clocked, clock, priv
     token = mint(sub="steady", iat=clock.now - 5)
     assert gw.get(token).status_code == 200
     assert gw.get(path="/keys/x", headers={"X-API-Key": key}).status_code == 200
-    getattr(private_memcached, fault)()
+    fault_in(private_memcached, fault)
     try:
         for _ in range(3):
             clock.advance(1.1)
@@ -85,17 +85,6 @@ def test_defaults_serve_verified_tokens_and_refuse_api_keys(clocked, clock, priv
             assert gw.get(path="/keys/x", headers={"X-API-Key": key}).status_code == 503
     finally:
         private_memcached.resume()
-
-
-def test_the_matrix_is_logged_at_start_up(clocked, memcached, caplog):
-    config = gateway_config(memcached.address, policies={"basic": {}})
-    config["store"]["on_failure"] = {"quotas": "closed"}
-    with caplog.at_level(logging.INFO, logger="wsgi_gateway.store"):
-        clocked(config)
-    lines = [r.getMessage() for r in caplog.records if "when it fails" in r.getMessage()]
-    assert lines == ["store: when it fails: rate limits open, quotas closed, revocation checks "
-                     "open, store credentials closed, introspection cache open (the provider "
-                     "is asked)"]
 
 
 def test_an_unknown_concern_is_refused_with_its_line(tmp_path, memcached):
