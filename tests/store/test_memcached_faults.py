@@ -65,7 +65,7 @@ def test_frozen_server_times_out_then_fails_fast(private_memcached):
     store = MemcachedStore([("127.0.0.1", private_memcached.port)], timeout=0.2,
                            connect_timeout=0.2, retry_after=1.0)
     store.set("k", b"v", ttl=30)
-    private_memcached.freeze()
+    fault_in(private_memcached, "freeze")
     started = time.monotonic()
     with pytest.raises(StoreError):
         store.get("k")
@@ -101,7 +101,7 @@ def test_write_to_frozen_server_is_an_error_not_a_silent_loss(private_memcached)
     # pymemcache's default is fire-and-forget; the store must wait for the reply.
     store = MemcachedStore([("127.0.0.1", private_memcached.port)], timeout=0.2)
     store.get("warm-up")
-    private_memcached.freeze()
+    fault_in(private_memcached, "freeze")
     with pytest.raises(StoreError):
         store.set("k", b"v", ttl=30)
     private_memcached.resume()
