@@ -22,6 +22,7 @@ from .middleware import (
 from .limits.limiter import StoreLimiter
 from .limits.sessions import Sessions
 from .middleware.sessions import SessionLayer
+from .mutate.strip import ClientHeaderStrip, TrustedProxies
 from .store import Store, build_store
 from .upstream import load_app
 
@@ -35,6 +36,7 @@ class BuildContext:
     store: Store
     clock: Callable[[], float]
     resources: dict = field(default_factory=dict)
+    strip: ClientHeaderStrip = field(default_factory=ClientHeaderStrip)
 
     def shared(self, key: object, make: Callable[[], object]):
         """The resource under ``key``, made on first request."""
@@ -67,6 +69,7 @@ class Gateway:
         self.authenticators = [a for api in apis.values() for a in api.authenticators]
         self.warnings: list[str] = []
         self.rule_files: dict = {}  # path -> compiled RuleFile
+        self.resources: dict = {}   # what every API shares (key sets, ...), closed with it
         self._stack = stack
 
     def __call__(self, environ, start_response):
@@ -84,7 +87,11 @@ class Gateway:
                 warm()
 
     def close(self) -> None:
-        """Release the store's connections."""
+        """Stop background work (key set refresh threads) and release the store's connections."""
+        for resource in self.resources.values():
+            close = getattr(resource, "close", None)
+            if callable(close):
+                close()
         self.store.close()
 
 
@@ -102,7 +109,9 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
         if not config.app:
             raise ConfigError(f"{config.source}: app: no WSGI app given (set 'app' or pass --app)")
         upstream = load_app(config.app, f"{config.source}: app")
-    build = BuildContext(config, store or build_store(config.store, clock=clock), clock)
+    trusted = TrustedProxies(config.client_headers.trusted_proxies)
+    build = BuildContext(config, store or build_store(config.store, clock=clock), clock,
+                         strip=_client_header_strip(config, trusted))
     build.resources.update({("rules", path): rules for path, rules in (rule_files or {}).items()})
     apis: dict[str, ApiRuntime] = {}
     routes = []
@@ -116,16 +125,22 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
         routes.append((api.path, api.name, api_app))
     if problems:
         raise ConfigError(problems)
-    router = Router(routes, unmatched=upstream if config.routing.unmatched == "pass" else None)
+    build.strip.seal()  # every API registered what it injects: one set for every route
+    unmatched = None
+    if config.routing.unmatched == "pass":  # unauthenticated, but never with identity headers
+        unmatched = Mutate(upstream, strip_auth=False, strip=build.strip)
+    router = Router(routes, unmatched=unmatched)
     authenticators = [a for api in apis.values() for a in api.authenticators]
     warnings = _lint(config, apis)
     ops = OpsEndpoints(router, prefix=config.ops.prefix,
                        readiness=lambda: ready_reasons(build.store, authenticators))
+    trust_id = {"always": True, "never": False}.get(config.request_id.trust_incoming, trusted)
     stack = RequestContextMiddleware(
         ops, request_id_header=config.request_id.header,
-        trust_incoming=config.request_id.trust_incoming, access_log=config.logging.access_log)
+        trust_incoming=trust_id, access_log=config.logging.access_log)
     gateway = Gateway(config, stack, build.store, apis, router)
     gateway.warnings = warnings
+    gateway.resources = build.resources
     gateway.rule_files = {k[1]: v for k, v in build.resources.items() if k[0] == "rules"}
     return gateway
 
@@ -145,6 +160,15 @@ def _lint(config: GatewayConfig, apis: dict[str, "ApiRuntime"]) -> list[str]:
             assignable |= api.rules.rules.policies
     warnings.extend(lint_policies(config.policies, assignable))
     return warnings
+
+
+def _client_header_strip(config: GatewayConfig, trusted: TrustedProxies) -> ClientHeaderStrip:
+    """The gateway-wide strip list, before the APIs add what they inject."""
+    extra = [*config.client_headers.strip, *(h for api in config.apis for h in api.drop_headers)]
+    if config.sessions.header:  # even with sessions off: no client may forge it
+        extra.append(config.sessions.header)
+    return ClientHeaderStrip(extra=extra, defaults=config.client_headers.default_names(),
+                             trusted=trusted)
 
 
 def _rate_keys(build: BuildContext) -> dict:
@@ -205,13 +229,11 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     limiter = StoreLimiter(build.store, config.limits, api.name, config.policies,
                            default_policy=api.default_policy, clock=build.clock,
                            keys=_rate_keys(build), on_failure=config.store.on_failure)
-    # every header the gateway may inject is removed from the client's request, sent or not
+    # every header the gateway may inject anywhere is removed from every client request
     injected = [r.name for r in rules.rules.headers] if hasattr(rules, "rules") else []
-    if config.sessions.enabled and config.sessions.header:
-        injected.append(config.sessions.header)
     injected += [h for a in authenticators for h in getattr(a, "owned_headers", ())]
-    app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places,
-                 drop=[*api.drop_headers, *injected])
+    build.strip.add(injected)
+    app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places, strip=build.strip)
     app = Limits(app, limiter=limiter)
     app = Rules(app, rules=rules, challenges=challenges)
     if config.sessions.enabled:

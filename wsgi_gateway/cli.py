@@ -1,4 +1,9 @@
-"""The ``wsgi-gateway`` command: serve, check, rules test, explain, sessions, keys, users."""
+"""The wsgi-gateway command: serve, check, rules test, explain, sessions, keys, users.
+
+Exit status: 0 done; 1 a test failed, a rule denies, or no such session or key; 2 bad
+arguments or config, or a command the configured store cannot carry out; 3 the store
+failed.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,17 @@ import sys
 
 from .errors import ConfigError
 
+DESCRIPTION = ("An identity-aware API gateway: serve a WSGI app behind it, check its "
+               "config, test its rules, and manage its sessions, API keys and users.")
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if getattr(args, "needs_config", False) and not hasattr(args, "config"):
+        parser.error("the following arguments are required: -c/--config "
+                     "(before or after the subcommand)")
     if os.getcwd() not in sys.path:  # as gunicorn does: the app is importable from here
         sys.path.insert(0, os.getcwd())
     try:
@@ -23,19 +34,40 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def config_option(parser: argparse.ArgumentParser) -> None:
+    """``-c/--config`` on a command and on each of its subcommands, so ``keys -c F create``
+    and ``keys create -c F`` both work. No default (SUPPRESS): a subcommand's default
+    would otherwise overwrite a value given before it; :func:`main` checks it is there."""
+    parser.add_argument("-c", "--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="the gateway's YAML config (before or after the subcommand)")
+    parser.set_defaults(needs_config=True)
+
+
+def version() -> str:
+    """The installed distribution's version (setup.cfg), or 'unknown' when run from a tree."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("wsgi-gateway")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wsgi-gateway", description=__doc__)
+    parser = argparse.ArgumentParser(prog="wsgi-gateway", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the gateway under gunicorn")
-    serve.add_argument("-c", "--config", required=True, help="the gateway's YAML config")
+    serve.add_argument("-c", "--config", metavar="FILE", required=True, help="the gateway's YAML config")
     serve.add_argument("--app", help="the wrapped WSGI app, module:callable (overrides 'app')")
     serve.add_argument("--bind", action="append", help="address to listen on (repeatable)")
     serve.add_argument("--workers", type=int, help="number of gunicorn workers")
     serve.set_defaults(run=_serve)
 
     check = commands.add_parser("check", help="validate a config without serving")
-    check.add_argument("-c", "--config", required=True, help="the gateway's YAML config")
+    check.add_argument("-c", "--config", metavar="FILE", required=True, help="the gateway's YAML config")
     check.add_argument("--app", help="the wrapped WSGI app, module:callable (overrides 'app')")
     check.set_defaults(run=_check)
 
@@ -47,16 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     test.set_defaults(run=_rules_test)
 
     sessions = commands.add_parser("sessions", help="show or revoke sessions in the store")
-    sessions.add_argument("-c", "--config", required=True, help="the gateway's YAML config")
+    config_option(sessions)
     sessions_commands = sessions.add_subparsers(required=True, metavar="COMMAND")
     show = sessions_commands.add_parser("show", help="print a session record")
+    config_option(show)
     show.add_argument("session_id")
     show.set_defaults(run=_sessions, action="show")
     revoke = sessions_commands.add_parser(
         "revoke", help="refuse a session's credentials issued until now (every worker, within 1 s)")
+    config_option(revoke)
     target = revoke.add_mutually_exclusive_group(required=True)
     target.add_argument("session_id", nargs="?")
-    target.add_argument("--identity", metavar="ISSUER SUBJECT", nargs=2,
+    target.add_argument("--identity", metavar=("ISSUER", "SUBJECT"), nargs=2,
                         help="every session of this identity (all clients, all APIs)")
     revoke.set_defaults(run=_sessions, action="revoke")
 
@@ -68,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     add_user_commands(commands)
 
     explain = commands.add_parser("explain", help="show how the rules decide a request")
-    explain.add_argument("-c", "--config", required=True, help="the gateway's YAML config")
+    explain.add_argument("-c", "--config", metavar="FILE", required=True, help="the gateway's YAML config")
     source = explain.add_mutually_exclusive_group(required=True)
     source.add_argument("--token", help="an access token (verified with the config's providers)")
     source.add_argument("--claims", help="a JSON or YAML file of claims (not verified)")
@@ -79,10 +113,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check(args) -> int:
-    from .serve import check
+    from .config.deploy import shared_state_warnings
+    from .serve import DEFAULT_SERVER, check
 
     warnings: list[str] = []
     config = check(args.config, args.app, warn=warnings.append)
+    workers = config.server.get("workers", DEFAULT_SERVER["workers"])
+    warnings += shared_state_warnings(config, workers)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{config.source}: ok ({len(config.apis)} APIs, {len(warnings)} warnings)")
@@ -108,11 +145,15 @@ def _sessions(args) -> int:
     import json
 
     from .config import load_config
+    from .config.deploy import MEMORY_STORE_PROBLEM
     from .errors import StoreError
     from .limits.sessions import Sessions
     from .store import build_store
 
     config = load_config(args.config)
+    if config.store.backend == "memory":  # revoking there would revoke nothing, yet say "revoked"
+        raise ConfigError(f"{config.source}: store.backend: sessions {args.action} needs the "
+                          f"store every worker shares (memcached); {MEMORY_STORE_PROBLEM}")
     sessions = Sessions(build_store(config.store), config.sessions)
     try:
         if args.action == "show":
@@ -143,6 +184,7 @@ def _explain(args) -> int:
 
 
 def _serve(args) -> int:
+    from .config.deploy import shared_state_warnings
     from .logs import configure_logging
     from .serve import GatewayApplication, prepare
 
@@ -151,12 +193,26 @@ def _serve(args) -> int:
     application = GatewayApplication(config, overrides, app=args.app, rule_files=rule_files)
     configure_logging(config.logging)
     _print_banner(config, application.settings())
+    for warning in shared_state_warnings(config, application.settings().get("workers", 1)):
+        if config.logging.format == "json":  # every line the process writes is a JSON object
+            import logging
+
+            logging.getLogger("wsgi_gateway").warning(warning)
+        else:
+            print(f"warning: {warning}", file=sys.stderr)
     application.run()
     return 0
 
 
 def _print_banner(config, settings) -> None:
     binds = settings["bind"] if isinstance(settings["bind"], list) else [settings["bind"]]
+    if config.logging.format == "json":  # every line the process writes is a JSON object
+        import logging
+
+        logging.getLogger("wsgi_gateway").info("serving", extra={"gw": {
+            "config": str(config.source), "bind": binds, "workers": settings.get("workers"),
+            "apis": [api.name for api in config.apis]}})
+        return
     base = f"http://{binds[0]}"
     print(f"wsgi-gateway: {config.source} on {', '.join(binds)} "
           f"with {settings.get('workers')} workers", file=sys.stderr)

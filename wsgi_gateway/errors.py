@@ -71,8 +71,32 @@ class BadRequest(GatewayError):
     status, code, title = 400, "bad_request", "Bad Request"
 
 
+class BodyReadError(BadRequest):
+    """400: the request body could not be read: bad chunked framing, shorter than its
+    Content-Length, or the client went away. The client's fault: logged at INFO.
+
+    ``cause`` names what the server raised (``InvalidChunkSize``, ``NoMoreData`` ...).
+    """
+
+    code = "bad_request_body"
+
+    def __init__(self, cause: str = "short body"):
+        super().__init__("the request body could not be read (bad framing, or shorter "
+                         "than announced)")
+        self.cause = cause
+
+
 class NotFound(GatewayError):
     status, code, title = 404, "not_found", "Not Found"
+
+
+class MethodNotAllowed(GatewayError):
+    """405 with ``Allow``."""
+
+    status, code, title = 405, "method_not_allowed", "Method Not Allowed"
+
+    def __init__(self, detail: str | None = None, *, allow: Iterable[str]):
+        super().__init__(detail, headers={"Allow": ", ".join(allow)})
 
 
 class Unauthorized(GatewayError):
@@ -158,6 +182,20 @@ class ServiceUnavailable(GatewayError):
     def __init__(self, detail: str | None = None, *, retry_after: float = 1, headers=None):
         super().__init__(detail, headers=headers)
         self.extra_headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
+
+
+class NotReady(ServiceUnavailable):
+    """503 from the readiness endpoint; ``reasons`` (short, naming no host or secret)
+    are an extension member of the problem."""
+
+    code = "not_ready"
+
+    def __init__(self, reasons: Iterable[str]):
+        super().__init__("the gateway cannot serve yet")
+        self.reasons = list(reasons)
+
+    def problem(self, request_id: str | None = None) -> dict[str, object]:
+        return {**super().problem(request_id), "reasons": self.reasons}
 
 
 class StoreError(ServiceUnavailable):

@@ -562,16 +562,16 @@ def cli(capsys, monkeypatch, *args, stdin=""):
 def test_users_add_update_list_remove(tmp_path, capsys, monkeypatch):
     path = str(tmp_path / "u.yaml")
     assert cli(capsys, monkeypatch, "add", "dora", "--file", path, "--password-stdin",
-               "--group", "ops", "--group", "dev", "--policy", "gold", stdin="s3cret pw\n")[0] == 0
+               "--group", "ops", "--group", "dev", "--policy", "gold", stdin="s3cret pass phrase\n")[0] == 0
     user = load_users(tmp_path / "u.yaml")["dora"]
-    assert check_password_hash(user.hash, "s3cret pw") and user.method == "scrypt:32768:8:1"
+    assert check_password_hash(user.hash, "s3cret pass phrase") and user.method == "scrypt:32768:8:1"
     assert dict(user.claims) == {"groups": ["ops", "dev"], "policies": ["gold"]}
     assert (tmp_path / "u.yaml").stat().st_mode & 0o777 == 0o600
     code, out, _ = cli(capsys, monkeypatch, "add", "dora", "--file", path, "--password-stdin",
-                       stdin="other\n")
+                       stdin="another pass phrase\n")
     assert (code, out.split()[0]) == (0, "updated")
     user = load_users(tmp_path / "u.yaml")["dora"]
-    assert check_password_hash(user.hash, "other") and dict(user.claims)["groups"] == ["ops", "dev"]
+    assert check_password_hash(user.hash, "another pass phrase") and dict(user.claims)["groups"] == ["ops", "dev"]
     code, out, _ = cli(capsys, monkeypatch, "list", "--file", path)
     assert code == 0 and out == 'dora\tscrypt:32768:8:1\t{"groups": ["ops", "dev"], "policies": ["gold"]}\n'
     assert user.hash.split("$")[2] not in out
@@ -617,12 +617,12 @@ def test_users_commands_report_a_broken_file(tmp_path, capsys, monkeypatch):
 def test_a_user_added_by_the_command_signs_in_within_a_second(gateway, users, clock):
     gw = gateway()
     result = subprocess.run([sys.executable, "-c", CLI, "users", "add", "erin", "--file",
-                             str(users), "--password-stdin"], input="tea time\n", text=True,
+                             str(users), "--password-stdin"], input="tea time at four\n", text=True,
                             capture_output=True, cwd=REPO, timeout=30)
     assert result.returncode == 0, result.stderr
-    assert "tea time" not in result.stdout + result.stderr
+    assert "tea time at four" not in result.stdout + result.stderr
     clock.advance(1.1)
-    assert call(gw, "erin:tea time").status_code == 200
+    assert call(gw, "erin:tea time at four").status_code == 200
 
 
 def _on_a_terminal(args: list[str], answers: list[str]) -> tuple[int, str]:
@@ -653,16 +653,16 @@ def _on_a_terminal(args: list[str], answers: list[str]) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("answers, code", [
-    pytest.param(["tty secret", "tty secret"], 0, id="asked twice"),
-    pytest.param(["tty secret", "something else"], 1, id="two different answers"),
+    pytest.param(["tty secret phrase", "tty secret phrase"], 0, id="asked twice"),
+    pytest.param(["tty secret phrase", "something else"], 1, id="two different answers"),
 ])
 def test_users_add_asks_on_the_terminal(tmp_path, answers, code):
     path = tmp_path / "u.yaml"
     status, screen = _on_a_terminal(["users", "add", "tess", "--file", str(path)], answers)
     assert status == code, screen
-    assert "Password for tess:" in screen and "tty secret" not in screen  # not echoed
+    assert "Password for tess:" in screen and "tty secret phrase" not in screen  # not echoed
     if code == 0:
-        assert check_password_hash(load_users(path)["tess"].hash, "tty secret")
+        assert check_password_hash(load_users(path)["tess"].hash, "tty secret phrase")
     else:
         assert "the two passwords differ" in screen and not path.exists()
 

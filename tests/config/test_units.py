@@ -6,6 +6,7 @@ from wsgi_gateway.config.units import Rate, parse_duration, parse_rate
 @pytest.mark.parametrize("text, seconds", [
     ("30s", 30), ("5m", 300), ("1h", 3600), ("30d", 30 * 86400), ("2w", 14 * 86400),
     ("250ms", 0.25), ("1.5m", 90), (" 10 s ", 10), (12, 12), (0.5, 0.5), ("0s", 0),
+    ("0", 0), (" 0.0 ", 0),  # zero needs no unit: `keys rotate --grace 0` (issue 10)
 ])
 def test_durations(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)

@@ -58,12 +58,12 @@ def test_sign_in_and_lockout_across_workers(served):
 def test_users_command_while_serving_lands_on_every_worker(served):
     gw, users = served
     assert [get(gw, "alice:wonderland").status_code for _ in range(4)] == [200] * 4  # cached
-    for args, stdin in ((["add", "bob", "--password-stdin"], "builder\n"), (["remove", "alice"], "")):
+    for args, stdin in ((["add", "bob", "--password-stdin"], "builder of bridges\n"), (["remove", "alice"], "")):
         done = subprocess.run([sys.executable, "-m", "wsgi_gateway.cli", "users", *args, "--file", str(users)],
                               input=stdin, text=True, capture_output=True, cwd=REPO, timeout=30)
         assert done.returncode == 0, done.stderr
     time.sleep(1.2)
-    assert [get(gw, "bob:builder").status_code for _ in range(4)] == [200] * 4
+    assert [get(gw, "bob:builder of bridges").status_code for _ in range(4)] == [200] * 4
     # a removed user fails like any wrong password, and so is locked out after three
     assert [get(gw, "alice:wonderland").status_code for _ in range(4)] == [401, 401, 401, 429]
 

@@ -41,9 +41,10 @@ from ..identity import Identity
 from ..mutate.headers import environ_key
 from ..store.base import Store
 from .apikeys_store import (
-    KEY_ID, PREFIX, SHA256_HEX, ApiKeys, KeyRecord, key_digest, key_id_of,
+    APIKEY_DIGEST, KEY_ID, PREFIX, SHA256_HEX, ApiKeys, KeyRecord, key_digest, key_id_of,
 )
 from .credentials import CredentialPlaces, authorization
+from .digests import PLAIN, CredentialDigests
 from .registry import Method, register
 
 log = logging.getLogger("wsgi_gateway.apikey")
@@ -111,9 +112,9 @@ class ApiKeyAuthenticator:
 
     def __init__(self, store: Store, options: ApiKeyOptions, api: str, *,
                  static: Mapping[str, KeyRecord] | None = None, policies=frozenset(),
-                 clock: Callable[[], float] = time.time,
+                 clock: Callable[[], float] = time.time, digests: CredentialDigests = PLAIN,
                  on_store_failure: Literal["open", "closed"] = "closed"):
-        self.keys = ApiKeys(store, clock=clock)
+        self.keys = ApiKeys(store, clock=clock, digests=digests)
         self.on_store_failure = on_store_failure
         self.options, self.api, self.clock = options, api, clock
         self.static = dict(static or {})
@@ -135,7 +136,7 @@ class ApiKeyAuthenticator:
             return None
         key_id = key_id_of(key)
         record, identity = self._lookup(key_id) if key_id else (None, None)
-        if record is None or not hmac.compare_digest(record.sha256, key_digest(key)):
+        if record is None or not self._digest_matches(record, key):
             self._note(request, key_id, "unknown key or wrong secret")
             raise InvalidToken(INVALID)
         reason = record.refusal(self.clock(), self.api)
@@ -143,6 +144,11 @@ class ApiKeyAuthenticator:
             self._note(request, key_id, reason)
             raise InvalidToken(reason)
         return identity
+
+    def _digest_matches(self, record: KeyRecord, key: str) -> bool:
+        if record.source == "file":  # written by an operator, not planted in the store
+            return hmac.compare_digest(record.sha256, key_digest(key))
+        return self.keys.digests.matches(APIKEY_DIGEST, record.sha256, key)
 
     def ready(self) -> str | None:
         return None  # the store's own readiness is reported by the gateway
@@ -338,6 +344,7 @@ def _build(options: ApiKeyOptions, build, api: ApiConfig) -> ApiKeyAuthenticator
                           lambda: static_keys(options, build.config))
     return ApiKeyAuthenticator(build.store, options, api.name, static=static,
                                policies=build.config.policies, clock=build.clock,
+                               digests=CredentialDigests.from_config(build.config),
                                on_store_failure=build.config.store.on_failure.store_credentials)
 
 

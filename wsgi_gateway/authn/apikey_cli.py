@@ -1,8 +1,9 @@
 """``wsgi-gateway keys``: create, list, show, revoke and rotate API keys.
 
 ``add_commands(subparsers)`` adds the ``keys`` command to the main parser
-(``wsgi-gateway keys -c FILE create --api orders --policy gold``). Exit status: 0 done,
-1 no such key, 2 bad arguments or config, 3 the store failed.
+(``wsgi-gateway keys -c FILE create --api orders --policy gold``; ``-c`` may also follow
+the subcommand). Exit status: 0 done, 1 no such key, 2 bad arguments or config, or a
+store that cannot keep keys (memory: per process), 3 the store failed.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from .apikeys_store import (
 
 def add_commands(subparsers) -> None:
     """Add ``keys create|list|show|revoke|rotate`` to the main command's subparsers."""
+    from ..cli import config_option
+
     keys = subparsers.add_parser("keys", help="create, list, show, revoke or rotate API keys")
-    keys.add_argument("-c", "--config", required=True, help="the gateway's YAML config")
+    config_option(keys)
     commands = keys.add_subparsers(required=True, metavar="COMMAND")
 
     create = commands.add_parser("create", help="issue a key: printed once, the store keeps its hash")
@@ -66,6 +69,8 @@ def add_commands(subparsers) -> None:
                         help="lifetime of the new key (default: the old key's expiry)")
     rotate.add_argument("--json", action="store_true", help="print one JSON object")
     rotate.set_defaults(run=_guarded(_rotate))
+    for command in (create, listing, show, revoke, rotate):
+        config_option(command)
 
 
 # -- the commands ----------------------------------------------------------------------
@@ -104,7 +109,7 @@ def _create_static(args, meta: dict) -> int:
 
 
 def _list(args) -> int:
-    config = _config(args.config, need_store=False)  # a memory store holds no keys: files only
+    config = _config(args.config)  # a memory store would list none of the workers' keys
     apis = [args.api] if args.api else [a.name for a in config.apis]
     unknown = [a for a in apis if a not in {x.name for x in config.apis}]
     if unknown:
@@ -124,7 +129,7 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    config = _config(args.config, need_store=False)
+    config = _config(args.config)
     keys, static = _keys(config), _static(config)
     record = (merge_static(static[args.key_id], *keys.lookup(args.key_id)) if args.key_id in static
               else keys.show(args.key_id))
@@ -169,15 +174,19 @@ def _config(path: str, need_store: bool = True):
 
     config = load_config(path)
     if need_store and config.store.backend != "memcached":
+        from ..config.deploy import MEMORY_STORE_PROBLEM
+
         raise ConfigError(f"{config.source}: store.backend: keys need a store every worker "
-                          "shares (memcached); the memory store lives in one process")
+                          f"shares (memcached); {MEMORY_STORE_PROBLEM}")
     return config
 
 
 def _keys(config) -> ApiKeys:
     from ..store import build_store
 
-    return ApiKeys(build_store(config.store))
+    from .digests import CredentialDigests
+
+    return ApiKeys(build_store(config.store), digests=CredentialDigests.from_config(config))
 
 
 def _static(config) -> dict[str, KeyRecord]:
@@ -219,7 +228,7 @@ def _print_key(key: str, record: KeyRecord, as_json: bool, message: str) -> None
     print(key)
     expiry = f"expires {_iso(record.expires)}" if record.expires else "never expires"
     print(f"{message} ({expiry}; policies: {', '.join(record.policies) or 'the API default'}). "
-          "The key is shown only this once: the store keeps its SHA-256.", file=sys.stderr)
+          "The key is shown only this once: the store keeps only a digest of it.", file=sys.stderr)
 
 
 def _error(message: str, status: int) -> int:

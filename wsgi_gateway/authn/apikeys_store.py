@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ..errors import StoreError
 from ..store.base import Store
+from .digests import PLAIN, CredentialDigests
 
 PREFIX = "gwk_"
 KEY_FORMAT = re.compile(r"gwk_([0-9a-f]{16})_[A-Za-z0-9_-]{43}\Z")
@@ -65,7 +66,8 @@ class KeyRecord:
     """
 
     id: str
-    sha256: str                          # hex SHA-256 of the whole key
+    sha256: str                          # hex digest of the whole key: HMAC-SHA256 under
+    #                                      secret_key in the store, plain SHA-256 in a keys_file
     api: str                             # the API the key is for
     subject: str                         # the identity's subject; kept across rotations
     policies: tuple[str, ...] = ()
@@ -149,8 +151,11 @@ def key_id_of(key: str) -> str | None:
     return match[1] if match else None
 
 
+APIKEY_DIGEST = "apikey"  # the purpose of a stored key's digest (authn/digests.py)
+
+
 def key_digest(key: str) -> str:
-    """The hex SHA-256 the store keeps for ``key``."""
+    """The hex SHA-256 a keys_file entry keeps for ``key`` (the store keys its digests)."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -173,8 +178,9 @@ class ApiKeys:
     :param clock: wall-clock seconds.
     """
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time):
-        self.store, self.clock = store, clock
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time,
+                 digests: CredentialDigests = PLAIN):
+        self.store, self.clock, self.digests = store, clock, digests
 
     def get(self, key_id: str) -> KeyRecord | None:
         """The stored record of ``key_id`` (revoked when any server holds its revocation
@@ -199,7 +205,8 @@ class ApiKeys:
         key, key_id = new_key()
         now = self.clock()
         record = KeyRecord(
-            id=key_id, sha256=key_digest(key), api=api, subject=subject or key_id,
+            id=key_id, sha256=self.digests.digest(APIKEY_DIGEST, key), api=api,
+            subject=subject or key_id,
             policies=tuple(dict.fromkeys(policies)), meta=tuple(sorted((meta or {}).items())),
             created=now, expires=None if expires_in is None else now + expires_in,
             rotated_from=rotated_from)

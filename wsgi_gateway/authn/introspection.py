@@ -39,7 +39,7 @@ from ..config.units import parse_duration
 from ..errors import InvalidToken, ServiceUnavailable, StoreError
 from ..identity import Identity
 from ..store.base import Store
-from ..store.keys import digest_key
+from .digests import PLAIN, CredentialDigests
 from .credentials import CredentialPlaces, token_from
 from .introspection_client import IntrospectionClient, ProviderUnavailable, SingleFlight
 from .jwt.claims import claim_at, scopes_of
@@ -194,8 +194,10 @@ class IntrospectionAuthenticator:
     id = "introspection"
 
     def __init__(self, client: IntrospectionClient, store: Store, options: IntrospectionOptions,
-                 realm: str, clock: Callable[[], float] = time.time):
+                 realm: str, clock: Callable[[], float] = time.time, *,
+                 digests: CredentialDigests = PLAIN):
         self.client, self.store, self.options, self.clock = client, store, options, clock
+        self.digests = digests  # cache keys keyed by secret_key: no planted answers
         self.challenge = f'Bearer realm="{realm}"'
         self.credentials = _places(options)
         self.issuer = options.issuer or options.endpoint or ""
@@ -212,7 +214,7 @@ class IntrospectionAuthenticator:
             return None  # no token, or a JWT the jwt method takes
         if len(token) > self.options.max_token_size:
             raise InvalidToken("the token is too large")
-        key = digest_key(self.prefix, token)
+        key = f"{self.prefix}:{self.digests.digest('introspection', token)}"
         decision = self._remembered(key)
         if decision is None:
             try:
@@ -326,7 +328,8 @@ def _client(options: IntrospectionOptions, build) -> IntrospectionClient:
 
 def _build(options: IntrospectionOptions, build, api: ApiConfig) -> IntrospectionAuthenticator:
     return IntrospectionAuthenticator(_client(options, build), build.store, options,
-                                      options.realm or api.name, build.clock)
+                                      options.realm or api.name, build.clock,
+                                      digests=CredentialDigests.from_config(build.config))
 
 
 register(Method("introspection", IntrospectionOptions, _build))

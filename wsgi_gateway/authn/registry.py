@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.model import AuthMethodConfig
-from ..config.typed import Invalid, Where, build_dataclass
+from ..config.typed import Invalid, Where, build_dataclass, did_you_mean
 from .base import Authenticator
 
 
@@ -56,7 +56,8 @@ def parse_method(node: object, where: Where) -> AuthMethodConfig:
         where.problem("expected a method id (keyless, ...) or a mapping with 'method'")
         raise Invalid
     if method_id not in _METHODS:
-        where.problem(f"unknown authentication method {method_id!r}; "
+        where.problem(f"unknown authentication method {method_id!r}"
+                      f"{did_you_mean(method_id, _METHODS)}; "
                       f"known: {', '.join(sorted(_METHODS))}")
         raise Invalid
     options = build_dataclass(_METHODS[method_id].options, options_node, where)

@@ -1,8 +1,9 @@
 """``wsgi-gateway users add|remove|list --file PATH``: manage the basic method's users.
 
 The password is read from the terminal (asked twice, not echoed) or, with
-``--password-stdin``, from the first line of standard input; never from the command
-line, where other users of the host could read it in the process list.
+--password-stdin, from the first line of standard input; never from the command line,
+where other users of the host could read it in the process list. A new password needs
+MIN_NEW_PASSWORD characters (NIST SP 800-63B for a single-factor password).
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from .users_file import add_user, load_users, remove_user
+from .users_file import (
+    MIN_NEW_PASSWORD,
+    add_user,
+    check_name,
+    check_new_password,
+    load_users,
+    remove_user,
+)
 
 
 class _Refused(Exception):
@@ -25,7 +33,11 @@ def add_commands(subparsers) -> None:
     users = subparsers.add_parser("users", help="manage the users file of the basic method")
     commands = users.add_subparsers(required=True, metavar="COMMAND")
 
-    add = commands.add_parser("add", help="add a user, or set an existing user's password")
+    add = commands.add_parser(
+        "add", help="add a user, or set an existing user's password",
+        description=f"Add a user, or set an existing user's password (at least "
+                    f"{MIN_NEW_PASSWORD} characters: NIST SP 800-63B for a password used "
+                    "alone), asked twice on the terminal or read from --password-stdin.")
     add.add_argument("name", help="the user name (no ':', no control characters)")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from the first line of standard input")
@@ -62,7 +74,15 @@ def _run(action):
 
 
 def _add(args) -> None:
+    import unicodedata
+
+    problem = check_name(unicodedata.normalize("NFC", args.name))
+    if problem:
+        raise _Refused(problem)
     password = _password(args)
+    problem = check_new_password(unicodedata.normalize("NFC", password))
+    if problem:
+        raise _Refused(problem)
     claims = {k: v for k, v in (("groups", args.groups), ("policies", args.policies)) if v}
     created = add_user(args.file, args.name, password, claims=claims)
     print(f"{'added' if created else 'updated'} user {args.name} in {args.file}")

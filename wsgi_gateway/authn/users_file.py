@@ -47,6 +47,12 @@ log = logging.getLogger("wsgi_gateway.authn")
 DEFAULT_METHOD = "scrypt"       # werkzeug's default: scrypt:32768:8:1 (32 MiB, ~50-150 ms)
 MAX_NAME = 256
 MAX_PASSWORD = 1024
+# A new password's minimum length. The basic method is single-factor, and NIST SP
+# 800-63B-4 (§3.1.1.2) asks for at least 15 characters for a password used alone (8 only
+# within multi-factor authentication): length, not composition rules, is what makes a
+# password hard to guess. Checked where passwords are chosen (`users add`), not when a
+# file is read, so an existing users file keeps working.
+MIN_NEW_PASSWORD = 15
 NEW_FILE_MODE = 0o600
 FILE_CHECK_INTERVAL = 1.0    # seconds between two looks at the file while serving
 HEADER = "# wsgi-gateway users file: written by `wsgi-gateway users`; hashes are werkzeug's\n"
@@ -95,6 +101,17 @@ def check_password(password: str) -> str | None:
     if has_control(password):
         return "a password may not contain control characters (RFC 7617)"
     return None
+
+
+def check_new_password(password: str) -> str | None:
+    """Why ``password`` is not good enough to be chosen now, or None."""
+    problem = check_password(password)
+    if problem is None and len(password) < MIN_NEW_PASSWORD:
+        problem = (f"a new password needs at least {MIN_NEW_PASSWORD} characters, this one has "
+                   f"{len(password)}: the basic method is single-factor, and NIST SP 800-63B "
+                   "asks for 15 or more for a password used alone (a passphrase of a few "
+                   "words is fine)")
+    return problem
 
 
 def has_control(text: str) -> bool:

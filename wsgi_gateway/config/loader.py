@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from .model import GatewayConfig
 from .source import load_yaml
-from .typed import Invalid, Where, build_dataclass
+from .typed import Invalid, Where, build_dataclass, did_you_mean
 
 _APP_REF = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(\))?\Z")
 
@@ -51,7 +51,8 @@ def _check_whole(config: GatewayConfig, node: dict, where: Where) -> None:
         seen_paths.setdefault(path, i)
         if api.default_policy is not None and api.default_policy not in config.policies:
             at.key(apis[i], "default_policy").problem(
-                f"unknown policy {api.default_policy!r}; defined: {', '.join(config.policies) or 'none'}")
+                f"unknown policy {api.default_policy!r}{did_you_mean(api.default_policy, config.policies)}"
+                f"; defined: {', '.join(config.policies) or 'none'}")
         if api.rules is not None and not (config.source.parent / api.rules).is_file():
             at.key(apis[i], "rules").problem(f"rule file {api.rules!r} not found "
                                              f"(relative to {config.source.parent})")
@@ -59,7 +60,8 @@ def _check_whole(config: GatewayConfig, node: dict, where: Where) -> None:
             for name in getattr(method.options, "providers", ()):
                 if name not in {p.name for p in config.providers}:
                     at.key(apis[i], "auth").key(apis[i]["auth"], j).problem(
-                        f"unknown provider {name!r}; defined: "
+                        f"unknown provider {name!r}"
+                        f"{did_you_mean(name, [p.name for p in config.providers])}; defined: "
                         f"{', '.join(p.name for p in config.providers) or 'none'}")
     _check_providers(config, node, where)
 

@@ -5,7 +5,6 @@ The README's configuration reference follows this file; keep them together.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,11 +12,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from .headers import ClientHeadersConfig
 from .limits import LimitsConfig, SessionsConfig, StoreFailureConfig
 from .policies import PolicyConfig
 from .providers import ProviderConfig
 from .secrets import Secret, resolve_secret
-from .typed import Invalid, Where, parsed
+from .typed import Invalid, Where, did_you_mean, parsed
 from .units import parse_duration
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -27,8 +27,31 @@ def _duration(**kw) -> Any:
     return field(metadata={"parse": parsed(parse_duration)}, **kw)
 
 
-def _secret(node: object, where: Where) -> Secret:
-    return resolve_secret(node, where.base_dir)
+MIN_SECRET_KEY = 32  # bytes: an HMAC-SHA256 key as long as its output (RFC 2104 §3)
+
+
+def _secret_key(node: object, where: Where) -> Secret:
+    secret = resolve_secret(node, where.base_dir)
+    if len(secret.reveal()) < MIN_SECRET_KEY:
+        raise ValueError(f"{secret.source} has {len(secret.reveal())} bytes; a secret key needs "
+                         f"at least {MIN_SECRET_KEY} (e.g. python3 -c 'import secrets; "
+                         "print(secrets.token_urlsafe(32))')")
+    return secret
+
+
+def _secret_keys(node: object, where: Where) -> tuple[Secret, ...]:
+    if not isinstance(node, list):
+        raise ValueError("expected a list of secrets ({env: NAME} or {file: PATH})")
+    secrets, ok = [], True
+    for i, item in enumerate(node):
+        try:
+            secrets.append(_secret_key(item, where.key(node, i)))
+        except ValueError as exc:  # named by index: the operator has several
+            where.key(node, i).problem(str(exc))
+            ok = False
+    if not ok:
+        raise Invalid
+    return tuple(secrets)
 
 
 def _host_port(value: object) -> tuple[str, int]:
@@ -157,12 +180,26 @@ class RoutingConfig:
     unmatched: Literal["not_found", "pass"] = "not_found"  # pass = straight to the app, unauthenticated
 
 
+def _trust_incoming(node: object, where: Where) -> str:
+    if node is True or node is False:  # the old boolean spelling
+        return "always" if node else "never"
+    if node not in ("trusted_proxies", "always", "never"):
+        raise ValueError(f"expected trusted_proxies, always or never, got {node!r}")
+    return node
+
+
 @dataclass(frozen=True)
 class RequestIdConfig:
-    """Request IDs: taken from ``header`` when well-formed and trusted, else generated."""
+    """Request IDs: taken from ``header`` when well-formed and trusted, else generated.
+
+    ``trust_incoming``: ``trusted_proxies`` (default) believes the ID only from a peer in
+    ``client_headers.trusted_proxies``; ``always`` from anyone (a client can then choose
+    the ID written in the logs); ``never`` always generates one.
+    """
 
     header: str = "X-Request-Id"
-    trust_incoming: bool = True
+    trust_incoming: Literal["trusted_proxies", "always", "never"] = field(
+        default="trusted_proxies", metadata={"parse": _trust_incoming})
 
 
 @dataclass(frozen=True)
@@ -195,20 +232,40 @@ def _server(node: object, where: Where) -> Mapping[str, Any]:
     for key, value in node.items():
         sub = where.key(node, key)
         if key not in probe.settings or key in _SERVER_FORBIDDEN:
-            hint = difflib.get_close_matches(str(key), list(probe.settings), n=1)
             sub.problem("not a gunicorn setting the gateway accepts" + (
                 f" ({_SERVER_FORBIDDEN[key]})" if key in _SERVER_FORBIDDEN
-                else f" (did you mean {hint[0]!r}?)" if hint else ""))
+                else did_you_mean(key, probe.settings)))
             continue
         try:
             probe.set(key, value)
         except (ValueError, TypeError) as exc:
-            sub.problem(f"invalid value: {exc}")
+            sub.problem(_server_value_problem(probe.settings[key], value, exc))
             continue
         out[key] = value
     if len(out) != len(node):
         raise Invalid
     return MappingProxyType(out)
+
+
+# What gunicorn's validators expect, in words: their own messages are Python's
+# ("invalid literal for int() with base 0: 'two'", "'int' object is not iterable").
+_SERVER_EXPECTED = {
+    "validate_pos_int": "a whole number (0 or more)",
+    "validate_bool": "true or false",
+    "validate_string": "a string",
+    "validate_list_string": "a string or a list of strings",
+    "validate_string_to_addr_list": "an address (host:port or unix:PATH) or a list of them",
+    "validate_string_to_list": "a string or a list of strings",
+    "validate_dict": "a mapping",
+}
+
+
+def _server_value_problem(setting: Any, value: object, exc: Exception) -> str:
+    expected = _SERVER_EXPECTED.get(getattr(setting.validator, "__name__", ""))
+    if expected is None:
+        return f"invalid value: {exc}"
+    shown = f"{type(value).__name__} {value!r}" if not isinstance(value, str) else repr(value)
+    return f"expected {expected}, got {shown}"
 
 
 _SERVER_FORBIDDEN = {
@@ -234,15 +291,24 @@ class GatewayConfig:
     store: StoreConfig = StoreConfig()
     apis: tuple[ApiConfig, ...] = ()
     routing: RoutingConfig = RoutingConfig()
+    client_headers: ClientHeadersConfig = ClientHeadersConfig()
     request_id: RequestIdConfig = RequestIdConfig()
     logging: LoggingConfig = LoggingConfig()
     ops: OpsConfig = OpsConfig()
-    secret_key: Secret | None = field(default=None, metadata={"parse": _secret})
+    # keys the digests that name credentials in the store (API key records, the
+    # introspection cache): see authn/digests.py. previous_secret_keys: still accepted
+    # on lookup after a rotation, never used for new records.
+    secret_key: Secret | None = field(default=None, metadata={"parse": _secret_key})
+    previous_secret_keys: tuple[Secret, ...] = field(default=(), metadata={"parse": _secret_keys})
     providers: tuple[ProviderConfig, ...] = ()  # trusted token issuers (JWT / OIDC)
     policies: Mapping[str, PolicyConfig] = field(default_factory=lambda: _EMPTY)
     cel: CelConfig = CelConfig()
     limits: LimitsConfig = LimitsConfig()
     sessions: SessionsConfig = SessionsConfig()
+
+    def __post_init__(self):
+        if self.previous_secret_keys and self.secret_key is None:
+            raise ValueError("previous_secret_keys needs a secret_key (the current one)")
 
     def provider(self, name: str) -> ProviderConfig:
         """The provider called ``name``; KeyError when there is none."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -15,6 +18,9 @@ ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
                         "ES256", "ES384", "ES512", "EdDSA", "Ed25519"})
 SYMMETRIC = frozenset({"HS256", "HS384", "HS512"})
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+_BASE64 = {"base64url": re.compile(r"[A-Za-z0-9_-]+={0,2}\Z"),
+           "base64": re.compile(r"[A-Za-z0-9+/]+={0,2}\Z")}
+MIN_HMAC_SECRET = 32  # bytes: RFC 7518 §3.2 (a key at least as long as the HS256 hash)
 
 
 def _duration(default: float) -> Any:
@@ -53,10 +59,50 @@ class StaticKeyConfig:
                  if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError("a key needs exactly one of pem, pem_file, jwk, jwks_file, secret")
+        if self.secret is not None:
+            self.secret_bytes()  # a bad secret stops the load here, where the line is known
+
+    def secret_bytes(self) -> bytes:
+        """The HMAC secret decoded by ``secret_encoding``; ValueError saying how to fix it.
+
+        Decoding is strict (a stray character is an error, not silently dropped as
+        Python's base64 does), and the message names ``secret_encoding``, since a
+        secret in the other alphabet, or raw, is the usual cause. Never the value.
+        """
+        raw = self.secret.reveal() if self.secret is not None else b""
+        if self.secret_encoding == "raw":
+            data = raw
+        else:
+            data = _decode(raw, self.secret_encoding, self.secret.source if self.secret else "")
+        if len(data) < MIN_HMAC_SECRET:
+            raise ValueError(f"secret: an HMAC secret must be at least {MIN_HMAC_SECRET} bytes "
+                             f"(RFC 7518 §3.2), {self.secret.source} has {len(data)} after "
+                             f"secret_encoding {self.secret_encoding}")
+        return data
 
     @property
     def symmetric(self) -> bool:
         return self.secret is not None
+
+
+def _decode(raw: bytes, encoding: str, source: str) -> bytes:
+    other = "base64" if encoding == "base64url" else "base64url"
+    fix = (f"set secret_encoding: {other} if the secret uses the other alphabet, or raw if it "
+           "is not base64 text")
+    try:
+        text = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"secret: {source} is not {encoding} text (secret_encoding: "
+                         f"{encoding}); {fix}") from None
+    if not _BASE64[encoding].match(text) or len(text.rstrip("=")) % 4 == 1:
+        raise ValueError(f"secret: {source} is not valid {encoding} (secret_encoding: "
+                         f"{encoding}); {fix}")
+    try:
+        return base64.b64decode(text.replace("-", "+").replace("_", "/").rstrip("=")
+                                + "=" * (-len(text.rstrip("=")) % 4), validate=True)
+    except binascii.Error:
+        raise ValueError(f"secret: {source} is not valid {encoding} (secret_encoding: "
+                         f"{encoding}); {fix}") from None
 
 
 @dataclass(frozen=True)

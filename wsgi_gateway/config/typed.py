@@ -56,6 +56,16 @@ Parser = Callable[[object, Where], object]
 _MISSING = object()
 
 
+def did_you_mean(word: object, choices: typing.Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` naming the closest of ``choices``, or ``""`` when none is close.
+
+    Every closed set of names a user can mistype (config keys, method ids, rule sections
+    and keys, gunicorn settings) says this the same way.
+    """
+    hint = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
 def build(tp: typing.Any, node: object, where: Where) -> typing.Any:
     """``node`` converted to ``tp``; raises Invalid after recording why it cannot be."""
     origin = typing.get_origin(tp)
@@ -68,7 +78,8 @@ def build(tp: typing.Any, node: object, where: Where) -> typing.Any:
     if origin is typing.Literal:
         choices = typing.get_args(tp)
         if node not in choices:
-            return _fail(where, f"expected one of {', '.join(map(repr, choices))}, got {node!r}")
+            hint = did_you_mean(node, [c for c in choices if isinstance(c, str)])
+            return _fail(where, f"expected one of {', '.join(map(repr, choices))}, got {node!r}{hint}")
         return node
     if origin is tuple:
         return _build_tuple(typing.get_args(tp)[0], node, where)
@@ -91,10 +102,8 @@ def build_dataclass(cls: type, node: object, where: Where) -> typing.Any:
     for key in node:
         if key not in fields:
             ok = False
-            hint = difflib.get_close_matches(str(key), list(fields), n=1)
             where.key(node, key).problem(
-                f"unknown key{f' (did you mean {hint[0]!r}?)' if hint else ''}"
-                f"; allowed: {', '.join(sorted(fields))}")
+                f"unknown key{did_you_mean(key, fields)}; allowed: {', '.join(sorted(fields))}")
     values = {}
     for name, f in fields.items():
         if name not in node:

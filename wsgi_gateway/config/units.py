@@ -6,13 +6,15 @@ import re
 from dataclasses import dataclass
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*\Z")
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*\Z")
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h|d|w)\s*\Z")
 
 
 def parse_duration(value: object) -> float:
     """Seconds from ``"30s"``, ``"1.5m"``, ``"30d"`` or a plain number of seconds.
 
+    In text a unit is required (``"30"`` could mean seconds or days), except for ``"0"``,
+    which is zero in every unit: ``--grace 0`` means what ``grace: 0`` means in a file.
     Raises ValueError with a message fit for a config error.
     """
     if isinstance(value, bool):
@@ -21,9 +23,10 @@ def parse_duration(value: object) -> float:
         seconds = float(value)
     else:
         match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"expected a duration such as 30s, 5m or 1d, got {value!r}")
-        seconds = float(match[1]) * _UNITS[match[2]]
+        if not match or (match[2] is None and float(match[1]) != 0):
+            hint = " (give a unit: only 0 needs none)" if match else ""
+            raise ValueError(f"expected a duration such as 30s, 5m or 1d, got {value!r}{hint}")
+        seconds = float(match[1]) * _UNITS[match[2] or "s"]
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative, got {value!r}")
     return seconds

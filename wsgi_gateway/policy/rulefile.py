@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.source import Mark, load_yaml, mark_of
+from ..config.typed import did_you_mean
 from ..errors import ConfigError
 from .engine import CompileError, Engine, Program
 from .variables import TOKEN_ROOTS
@@ -130,7 +131,8 @@ def load_rule_file(path: Path, engine: Engine, policies: set[str] | None = None)
         raise ConfigError(f"{path}:1: expected a mapping of sections ({', '.join(SECTIONS)})")
     for key in node:
         if key not in SECTIONS:
-            loader.problem(node, key, str(key), f"unknown section; allowed: {', '.join(SECTIONS)}")
+            loader.problem(node, key, str(key), f"unknown section{did_you_mean(key, SECTIONS)}; "
+                           f"allowed: {', '.join(SECTIONS)}")
     shadow = _flag(loader, node, "shadow", "shadow")
     rule_file = RuleFile(
         path=path,
@@ -166,7 +168,8 @@ def _items(loader: _Loader, node, section: str, required: tuple[str, ...], *, bo
         allowed = {*required, *_OPTIONAL[section]}
         for key in item:
             if key not in allowed:
-                loader.problem(item, key, f"{where}.{key}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
+                loader.problem(item, key, f"{where}.{key}", f"unknown key{did_you_mean(key, allowed)}; "
+                               f"allowed: {', '.join(sorted(allowed))}")
         missing = [k for k in required if k not in item]
         if missing:
             loader.problem(items, i, where, f"missing {', '.join(missing)}")
@@ -264,7 +267,8 @@ def _policy_name(loader: _Loader, node, key: str, where: str) -> str | None:
         return None
     if loader.policies is not None and name not in loader.policies:
         known = ", ".join(sorted(loader.policies)) or "none are defined"
-        loader.problem(node, key, where, f"unknown policy {name!r} (policies: {known})")
+        loader.problem(node, key, where, f"unknown policy {name!r}{did_you_mean(name, loader.policies)} "
+                       f"(policies: {known})")
         return None
     return name
 

@@ -52,9 +52,6 @@ class StaticKeys:
     def refresh_for(self, kid: str | None) -> KeyIndex:
         return self.index
 
-    def _refetch_due(self) -> bool:
-        return self.monotonic() - self.state.last_refetch >= self.bounds.refetch_interval
-
     def warm(self, timeout: float | None = None) -> None:
         return None
 

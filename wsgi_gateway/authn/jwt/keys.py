@@ -7,7 +7,6 @@ from the network. Keys that do not import are skipped (and reported), not fatal.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -134,16 +133,7 @@ def _public_pem(pem: bytes) -> Key:
 
 
 def _secret_bytes(config: StaticKeyConfig) -> bytes:
-    raw = config.secret.reveal()
-    if config.secret_encoding == "raw":
-        data = raw
-    else:
-        text = raw.decode("ascii", "strict").strip()
-        alphabet = base64.urlsafe_b64decode if config.secret_encoding == "base64url" else base64.b64decode
-        data = alphabet(text + "=" * (-len(text) % 4))
-    if len(data) < 32:
-        raise ValueError("an HMAC secret must be at least 32 bytes (RFC 7518 §3.2)")
-    return data
+    return config.secret_bytes()  # decoded and checked when the config loaded
 
 
 def _reason(exc: Exception) -> str:
