@@ -13,6 +13,7 @@ import pytest
 from tests.store.faults import fault_in
 from tests.support.gateways import gateway_config, mint
 from wsgi_gateway.authn.apikeys_store import ApiKeys
+from wsgi_gateway.errors import StoreError
 from wsgi_gateway.store.memcached import MemcachedStore
 
 FAULTS = [pytest.param("freeze", id="frozen"), pytest.param("stop", id="killed")]
@@ -100,3 +101,39 @@ def test_an_unknown_concern_is_refused_with_its_line(tmp_path, memcached):
         load_config(tmp_path / "gw.yaml")
     assert any("store.on_failure.rate_limit" in p and "rate_limits" in p for p in err.value.problems), \
         err.value.problems
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_the_revocations_file_still_refuses_while_the_store_fails(clocked, clock, tmp_path,
+                                                                   private_memcached, fault):
+    from wsgi_gateway import load_config
+    from wsgi_gateway.limits.sessions import Sessions
+    from wsgi_gateway.store import build_store
+    from tests.support.gateways import ISSUER
+
+    store = MemcachedStore([("127.0.0.1", private_memcached.port)])
+    key, record = ApiKeys(store, clock=clock).create("keys")
+    config = gateway_config(private_memcached.address, policies={"basic": {}})
+    config["apis"].append({"name": "keys", "path": "/keys", "auth": ["apikey"],
+                           "default_policy": "basic"})
+    config["store"]["revocations_file"] = "revoked.jsonl"
+    config["store"]["on_failure"] = {"store_credentials": "open"}
+    gw = clocked(config)
+    revoked, kept = mint(sub="revoked", iat=clock.now - 5), mint(sub="kept", iat=clock.now - 5)
+    for token in (revoked, kept):
+        assert gw.get(token).status_code == 200
+    assert gw.get(path="/keys/x", headers={"X-API-Key": key}).status_code == 200
+    loaded = load_config(tmp_path / "gw.yaml")
+    durable = build_store(loaded.store, clock=clock)
+    fault_in(private_memcached, fault)
+    try:
+        Sessions(durable, loaded.sessions, clock=clock).revoke_identity(ISSUER, "revoked")
+        with pytest.raises(StoreError):  # `keys revoke` fails, but its marker is in the file
+            ApiKeys(durable, clock=clock).revoke(record.id)
+        clock.advance(1.1)
+        assert gw.get(revoked).status_code == 401
+        assert gw.get(kept).status_code == 200  # open: served without the store
+        response = gw.get(path="/keys/x", headers={"X-API-Key": key})
+        assert response.status_code == 401 and response.json["detail"] == "the API key was revoked"
+    finally:
+        private_memcached.resume()
