@@ -115,7 +115,7 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
             raise ConfigError(f"{config.source}: app: no WSGI app given (set 'app' or pass --app)")
         upstream = load_app(config.app, f"{config.source}: app")
     trusted = TrustedProxies(config.client_headers.trusted_proxies)
-    build = BuildContext(config, store or build_store(config.store), clock,
+    build = BuildContext(config, store or build_store(config.store, clock=clock), clock,
                          strip=_client_header_strip(config, trusted))
     build.resources.update({("rules", path): rules for path, rules in (rule_files or {}).items()})
     apis: dict[str, ApiRuntime] = {}
@@ -247,7 +247,7 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     rules = _rule_set(api, build)
     limiter = StoreLimiter(build.store, config.limits, api.name, config.policies,
                            default_policy=api.default_policy, clock=build.clock,
-                           keys=_rate_keys(build))
+                           keys=_rate_keys(build), on_failure=config.store.on_failure)
     # every header the gateway may inject anywhere is removed from every client request
     injected = [r.name for r in rules.rules.headers] if hasattr(rules, "rules") else []
     injected += [h for a in authenticators for h in getattr(a, "owned_headers", ())]
@@ -259,7 +259,8 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     app = Rules(app, rules=rules, challenges=challenges)
     if config.sessions.enabled:
         sessions = build.shared("sessions", lambda: Sessions(build.store, config.sessions,
-                                                             clock=build.clock))
+                                                             clock=build.clock,
+                                                             on_failure=config.store.on_failure))
         app = SessionLayer(app, sessions=sessions, header=config.sessions.header,
                            challenges=challenges)
     identity_from = None

@@ -23,6 +23,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
 
 from .app import Gateway, build_app
+from .store import log_failure_modes
 from .config import GatewayConfig
 from .config import load_config as load_gateway_config
 from .errors import ConfigError
@@ -45,6 +46,7 @@ def from_config(path: str | Path, app: str | None = None) -> Gateway:
     if app:
         config = dataclasses.replace(config, app=app)
     configure_logging(config.logging)
+    log_failure_modes(config.store)
     gateway = build_app(config)
     gateway.warm()
     return gateway
@@ -127,6 +129,7 @@ class GatewayApplication(BaseApplication):
 
     def load(self):  # gunicorn's hook: called in each worker after the fork
         configure_logging(self.gateway_config.logging)
+        log_failure_modes(self.gateway_config.store)
         gateway = build_app(self.gateway_config, rule_files=self.rule_files)
         gateway.warm()
         return gateway
