@@ -147,8 +147,10 @@ def test_balancing_and_passive_health_with_a_target_killed(start):
                 for _ in range(8)]
         assert gets == [200] * 8  # a refused connect is retried on the other target
         posts = [requests.post(gw.url + "/api/echo", data=b"x", headers=_auth(), timeout=5)
-                 .status_code for _ in range(8)]
-        assert posts == [200] * 8  # the dead target is skipped by now, in every worker
+                 .status_code for _ in range(14)]
+        # a POST is never retried: a worker that had not met the dead target yet answers
+        # 502 once (health is per worker, failures: 1), then skips it for the cooldown
+        assert set(posts) <= {200, 502} and posts.count(502) <= 2, posts
     finally:
         first.kill()
         second.kill()

@@ -3,6 +3,8 @@ and TLS with a test CA) and the raw-socket server for malformed answers."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -49,13 +51,16 @@ class UpstreamServer:
             args += ["--certfile", str(self.tls[0]), "--keyfile", str(self.tls[1])]
             if len(self.tls) > 2:  # require a client certificate from this CA
                 args += ["--ca-certs", str(self.tls[2]), "--cert-reqs", "2"]
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL)
+        # its own session: kill() takes the workers down with the master at once (a
+        # SIGKILLed master alone leaves workers serving until they notice the new parent)
+        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL,
+                                     start_new_session=True)
         wait_for_port(self.port)
         return self
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
 
 
