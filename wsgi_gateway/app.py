@@ -24,7 +24,7 @@ from .limits.sessions import Sessions
 from .middleware.sessions import SessionLayer
 from .mutate.strip import ClientHeaderStrip, TrustedProxies
 from .store import Store, build_store
-from .upstream import load_app
+from .upstream import ReverseProxy, load_app
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class ApiRuntime:
     config: ApiConfig
     authenticators: tuple[Authenticator, ...]
     rules: object
+    proxy: ReverseProxy | None = None  # a URL upstream's proxy; None for the wrapped app
 
 
 class Gateway:
@@ -77,7 +78,7 @@ class Gateway:
 
     def ready_reasons(self) -> list[str]:
         """Why the gateway cannot serve yet; empty when it can."""
-        return ready_reasons(self.store, self.authenticators)
+        return ready_reasons(self.store, self.authenticators, _ready_proxies(self.apis))
 
     def warm(self) -> None:
         """Load what serving needs (key sets) before the first request; bounded waits."""
@@ -87,12 +88,16 @@ class Gateway:
                 warm()
 
     def close(self) -> None:
-        """Stop background work (key set refresh threads) and release the store's connections."""
+        """Stop background work (key set refresh threads), release the store's and the
+        upstreams' connections."""
         for resource in self.resources.values():
             close = getattr(resource, "close", None)
             if callable(close):
                 close()
         self.store.close()
+        for api in self.apis.values():
+            if api.proxy is not None:
+                api.proxy.pools.close()
 
 
 def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
@@ -105,7 +110,7 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
     set the master checked, even if a file changed on disk since.
     Raises ConfigError when anything cannot be loaded.
     """
-    if upstream is None:
+    if upstream is None and (config.app or _needs_app(config)):
         if not config.app:
             raise ConfigError(f"{config.source}: app: no WSGI app given (set 'app' or pass --app)")
         upstream = load_app(config.app, f"{config.source}: app")
@@ -132,8 +137,9 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
     router = Router(routes, unmatched=unmatched)
     authenticators = [a for api in apis.values() for a in api.authenticators]
     warnings = _lint(config, apis)
+    proxies = _ready_proxies(apis)
     ops = OpsEndpoints(router, prefix=config.ops.prefix,
-                       readiness=lambda: ready_reasons(build.store, authenticators))
+                       readiness=lambda: ready_reasons(build.store, authenticators, proxies))
     trust_id = {"always": True, "never": False}.get(config.request_id.trust_incoming, trusted)
     stack = RequestContextMiddleware(
         ops, request_id_header=config.request_id.header,
@@ -202,9 +208,22 @@ def _rule_set(api: ApiConfig, build: BuildContext):
                       default_policy=api.default_policy)
 
 
-def ready_reasons(store: Store, authenticators: list[Authenticator]) -> list[str]:
-    """Why the gateway cannot serve yet (store, key sets ...); empty when it can."""
-    reasons = []
+def _needs_app(config: GatewayConfig) -> bool:
+    """Whether any route goes to the wrapped app (an API without URL targets, or pass)."""
+    return config.routing.unmatched == "pass" or any(
+        api.upstream.kind == "app" for api in config.apis) or not config.apis
+
+
+def _ready_proxies(apis: dict[str, "ApiRuntime"]) -> list[ReverseProxy]:
+    """The URL upstreams whose API asked to be part of readiness (``upstream.ready``)."""
+    return [api.proxy for api in apis.values() if api.proxy is not None and api.config.upstream.ready]
+
+
+def ready_reasons(store: Store, authenticators: list[Authenticator],
+                  proxies: list[ReverseProxy] = ()) -> list[str]:
+    """Why the gateway cannot serve yet (store, key sets, upstreams); empty when it can."""
+    reasons = [f"upstream of {p.api}: every target failing" for p in proxies
+               if p.targets.all_down()]
     try:
         store.ping()
     except StoreError:
@@ -233,7 +252,9 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     injected = [r.name for r in rules.rules.headers] if hasattr(rules, "rules") else []
     injected += [h for a in authenticators for h in getattr(a, "owned_headers", ())]
     build.strip.add(injected)
-    app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places, strip=build.strip)
+    proxy = ReverseProxy(api.name, api.path, api.upstream) if api.upstream.kind == "url" else None
+    # one code path decides what reaches the upstream, whatever the upstream is
+    app = Mutate(proxy or upstream, strip_auth=api.strip_auth, credentials=places, strip=build.strip)
     app = Limits(app, limiter=limiter)
     app = Rules(app, rules=rules, challenges=challenges)
     if config.sessions.enabled:
@@ -247,4 +268,4 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
         identity_from = authenticators[[m.method for m in api.auth].index(api.identity_from)].id
     app = Authenticate(app, authenticators=authenticators, segregate_by_client=api.segregate_by_client,
                        mode=api.auth_mode, identity_from=identity_from)
-    return app, ApiRuntime(api, tuple(authenticators), rules)
+    return app, ApiRuntime(api, tuple(authenticators), rules, proxy)

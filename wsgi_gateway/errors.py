@@ -207,8 +207,53 @@ class StoreError(ServiceUnavailable):
         super().__init__(detail, **kw)
 
 
+class PayloadTooLarge(GatewayError):
+    """413: the request body is larger than the API's ``upstream.max_body``."""
+
+    status, code, title = 413, "payload_too_large", "Content Too Large"
+
+
+class NotImplementedByGateway(GatewayError):
+    """501: the request needs something the gateway does not do."""
+
+    status, code, title = 501, "not_implemented", "Not Implemented"
+
+
+class UpgradeNotSupported(NotImplementedByGateway):
+    """501: a WebSocket upgrade; sync WSGI workers cannot hold a two-way stream."""
+
+    code = "upgrade_not_supported"
+
+
 class BadGateway(GatewayError):
+    """502: the upstream could not be reached or answered nonsense. Details name the
+    API, never the target's address (unless the API's ``expose_target`` is set)."""
+
     status, code, title = 502, "bad_gateway", "Bad Gateway"
+
+
+class UpstreamUnreachable(BadGateway):
+    """502: connection refused or reset, or TLS to the target failed."""
+
+    code = "upstream_unreachable"
+
+
+class BadUpstreamResponse(BadGateway):
+    """502: the upstream's answer was not valid HTTP (bad status line, cut body ...)."""
+
+    code = "bad_upstream_response"
+
+
+class GatewayTimeout(GatewayError):
+    """504: the upstream did not connect or answer within the API's timeouts."""
+
+    status, code, title = 504, "upstream_timeout", "Gateway Timeout"
+
+
+class UpstreamUnavailable(ServiceUnavailable):
+    """503 at once: every target of the API is being skipped after repeated failures."""
+
+    code = "upstream_unavailable"
 
 
 class InternalError(GatewayError):

@@ -155,6 +155,9 @@ def log_request(ctx: "RequestContext", environ: dict, status: str | None, second
         "auth": identity.method if identity else "-",
         "decision": ctx.decision or "-",
     }
+    if ctx.upstream is not None:  # a URL upstream: the target (an operator's own address)
+        fields.update(upstream=ctx.upstream.target, upstream_status=ctx.upstream.status,
+                      upstream_ms=round(ctx.upstream.seconds * 1000, 2))
     if error is not None:
         fields["error"] = error
     # makeRecord + handle skips the caller lookup logger.info would do on every request
@@ -179,7 +182,7 @@ def _int(value: object) -> int:
 
 
 _PLAIN_FIELDS = frozenset({"request_id", "api", "status", "ms", "bytes", "decision", "auth",
-                           "error"})
+                           "error", "upstream", "upstream_status", "upstream_ms"})
 _PLAIN = re.compile(r'[^\s"=\\]+\Z')
 
 

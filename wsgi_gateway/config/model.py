@@ -18,6 +18,7 @@ from .policies import PolicyConfig
 from .providers import ProviderConfig
 from .secrets import Secret, resolve_secret
 from .typed import Invalid, Where, did_you_mean, parsed
+from .upstream import UpstreamConfig, parse_upstream
 from .units import parse_duration
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -110,22 +111,6 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
-class UpstreamConfig:
-    """Where an API's requests go. Today ``app`` (the wrapped WSGI app); URLs come later."""
-
-    kind: Literal["app"] = "app"
-    target: str = ""
-
-
-def _upstream(node: object, where: Where) -> UpstreamConfig:
-    if node == "app":
-        return UpstreamConfig("app")
-    if isinstance(node, str) and re.match(r"https?://", node):
-        raise ValueError("URL upstreams (reverse proxy) are not supported yet; use 'app'")
-    raise ValueError(f"expected 'app', got {node!r}")
-
-
-@dataclass(frozen=True)
 class AuthMethodConfig:
     """One entry of an API's ``auth`` list: the method id and its typed options."""
 
@@ -147,7 +132,7 @@ class ApiConfig:
 
     name: str
     path: str
-    upstream: UpstreamConfig = field(default=UpstreamConfig(), metadata={"parse": _upstream})
+    upstream: UpstreamConfig = field(default=UpstreamConfig(), metadata={"parse": parse_upstream})
     auth: tuple[AuthMethodConfig, ...] = field(
         default=(AuthMethodConfig("keyless"),), metadata={"parse": _auth_methods})
     auth_mode: Literal["any", "all"] = "any"  # any: the first method with a credential decides;
