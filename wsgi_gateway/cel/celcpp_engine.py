@@ -56,7 +56,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from .analysis import analyse
-from .api import CompileError, EngineUnavailable, EvalError, Rejected, iter_names
+from .api import CompileError, EngineUnavailable, EvalError, Rejected, iter_names, require_result
 from .bounds import INSTALL_HINT, MAP_VARIABLES, MAX_EXPRESSION_LENGTH
 from .convert import Builders, convert
 from .kinds import (
@@ -180,10 +180,12 @@ class CelCppActivation(Mapping[str, object]):
 class CelCppProgram:
     """A rule compiled for cel-cpp."""
 
-    __slots__ = ("_engine", "_expression", "references", "source", "variables")
+    __slots__ = ("_engine", "_expression", "references", "result", "source", "variables")
 
-    def __init__(self, engine: CelCppEngine, source: str, expression: Any, references: frozenset[str], variables: frozenset[str]) -> None:
+    def __init__(self, engine: CelCppEngine, source: str, expression: Any, references: frozenset[str],
+                 variables: frozenset[str], result: type | None = None) -> None:
         self._engine = engine
+        self.result = result
         self._expression = expression
         self.source = source
         self.references = references
@@ -210,8 +212,8 @@ class CelCppProgram:
                     message = "a result of type 'optional' cannot leave the evaluation"
                 raise EvalError(message or "evaluation error")
             if kind == engine.STRING or kind == engine.INT or kind == engine.DOUBLE:
-                return result.value()
-            return engine.to_python(result, kind)
+                return require_result(result.value(), self.result)
+            return require_result(engine.to_python(result, kind), self.result)
         except EvalError:
             raise
         except RuntimeError as ex:  # a duplicate map key, the iteration budget, ...
@@ -265,7 +267,7 @@ class CelCppEngine:
         else:
             analysis = analyse(tree, strict=False, namespaces=_NAMESPACES)
             references, variables = analysis.references, analysis.variables
-        return CelCppProgram(self, source, expression, references, variables)
+        return CelCppProgram(self, source, expression, references, variables, result)
 
     # -- values
 
