@@ -63,7 +63,7 @@ from .kinds import (
     BOOL, BYTES, DOUBLE, DURATION, DYN, INT, LIST, MAP, NULL, STRING, TIMESTAMP, TYPE, UINT, check_result,
     result_kind,
 )
-from .parse import parse, scan_variables, without_optional_syntax
+from .parse import first_position, parse, scan_variables, without_optional_syntax
 
 __all__ = ["CelCppActivation", "CelCppEngine", "CelCppProgram"]
 
@@ -133,16 +133,31 @@ BUILDERS: Final = Builders(
 
 
 def _python(value: Any, cel: Any) -> Any:
-    """A plain_value() → plain Python: bytearray → bytes; type values are refused."""
-    if isinstance(value, list):
-        return [_python(item, cel) for item in value]
-    if isinstance(value, dict):
-        return {_python(key, cel): _python(item, cel) for key, item in value.items()}
-    if isinstance(value, bytearray):
-        return bytes(value)
-    if isinstance(value, cel.Type):
-        raise EvalError("a result of type 'type' cannot leave the evaluation")
-    return value
+    """A cel-expr-python value → plain Python, walked element by element.
+
+    Never ``plain_value()``: on cel-expr-python 0.1.3 it kills the process (SIGSEGV) for a
+    map holding an optional and raises ``SystemError`` for a list of them. An optional
+    reports type ``ERROR`` and has no ``value()`` (TypeError): refused here, as are type
+    values and errors inside a container.
+    """
+    kind = value.type()
+    if kind == cel.Type.ERROR:
+        try:
+            inner = value.value()
+        except TypeError:
+            raise EvalError("a result holding an optional cannot leave the evaluation"
+                            " (use .orValue(...) or {?'key': value})") from None
+        raise EvalError(str(inner) or "evaluation error")
+    if kind == cel.Type.TYPE or kind == cel.Type.UNKNOWN:
+        raise EvalError(f"a result holding a value of type '{kind.name().lower()}' cannot leave the evaluation")
+    plain = value.value()
+    if isinstance(plain, dict):
+        return {key: _python(item, cel) for key, item in plain.items()}
+    if isinstance(plain, list):
+        return [_python(item, cel) for item in plain]
+    if isinstance(plain, bytearray):
+        return bytes(plain)
+    return plain
 
 
 # --- programs, activations, the engine ------------------------------------------------------
@@ -255,6 +270,10 @@ class CelCppEngine:
         except Exception as ex:  # cel-expr-python reports parse and check errors as RuntimeError
             raise _compile_error(ex, source) from None
         return_name = expression.return_type().name()
+        if "optional_type" in return_name:
+            raise CompileError("the result may not be or hold an optional (cel-expr-python cannot convert it):"
+                               " use .orValue(...), or {?'key': value} for an optional map entry",
+                               *first_position(source))
         kind = _KIND_NAMES.get(return_name.split("<", 1)[0].upper(), return_name.lower())
         check_result(source, kind, wanted)
         try:
@@ -310,4 +329,4 @@ class CelCppEngine:
         name = kind.name()
         if name.startswith("optional") or kind == self._cel.Type.TYPE or kind == self._cel.Type.UNKNOWN:
             raise EvalError(f"a result of type '{name.lower()}' cannot leave the evaluation")
-        return _python(result.plain_value(), self._cel)
+        return _python(result, self._cel)
