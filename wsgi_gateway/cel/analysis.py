@@ -14,7 +14,7 @@ from celpy.evaluation import celstr
 from .api import CompileError
 from .bounds import MAX_AST_DEPTH, MAX_COMPREHENSION_NESTING
 from .kinds import (
-    ARITHMETIC_OPS, BOOL, BYTES, DOUBLE, DURATION, DYN, INT, LIST, LITERAL_KINDS, MACROS, MAP, NUMERIC,
+    ARITHMETIC_OPS, BOOL, BYTES, DOUBLE, DURATION, DYN, INT, LIST, LITERAL_KINDS, MACROS, MAP, NULL, NUMERIC,
     ORDERED, PASS_THROUGH, PREDICATE_MACROS, RELATION_OPS, RETURN_KINDS, STRING, TIMESTAMP, TYPE,
     TYPE_IDENTIFIERS, UINT, VARIABLE_KINDS,
 )
@@ -261,7 +261,15 @@ class _Walk:
 
     def _map_lit(self, node: lark.Tree, scope: frozenset[str], depth: int) -> str:
         for child in node.children:
-            self.visit(child, scope, depth)
+            if isinstance(child, lark.Tree) and child.data == "mapinits":
+                for key in child.children[::2]:
+                    kind = self.visit(key, scope, depth)
+                    if kind in (DOUBLE, NULL):  # cel-cpp: "Invalid map key type"; cel-python took it
+                        self.fail(f"a map key may not be a {kind}", key)
+                for value in child.children[1::2]:
+                    self.visit(value, scope, depth)
+            else:
+                self.visit(child, scope, depth)
         return MAP
 
     def _exprlist(self, node: lark.Tree, scope: frozenset[str], depth: int) -> str:

@@ -147,13 +147,23 @@ def map_get(mapping: Mapping[Any, Any], key: Any) -> Any:
     return MISSING
 
 
+def _numbers(a: Any, b: Any) -> tuple[int | float, int | float]:
+    """Two numbers as cel-cpp compares them: an int or uint against a double is read as
+    a double (``dyn(9007199254740993) == 9007199254740992.0`` is true on both engines)."""
+    x, y = number(a), number(b)
+    if isinstance(x, float) != isinstance(y, float):
+        return float(x), float(y)
+    return x, y
+
+
 def _equal(a: Any, b: Any) -> bool:
     """CEL heterogeneous equality of two non-error values."""
     kind = kind_of(a)
     if kind != kind_of(b):
         return False
     if kind == NUM:
-        return number(a) == number(b)
+        x, y = _numbers(a, b)
+        return x == y
     if kind == "list":
         return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
     if kind == "map":
@@ -198,7 +208,7 @@ def _ordering(name: str, compare: Callable[[Any, Any], bool]) -> Callable[[Any, 
             return b
         ka, kb = kind_of(a), kind_of(b)
         if ka == kb == NUM:
-            return BoolType(compare(number(a), number(b)))
+            return BoolType(compare(*_numbers(a, b)))
         if ka == kb and ka in _ORDERED_KINDS:
             if ka == "string":
                 return BoolType(compare(str(a), str(b)))
@@ -258,8 +268,8 @@ def index_value(container: Any, key: Any) -> Any:
         return key
     kind = kind_of(container)
     if kind == "list":
-        if kind_of(key) == NUM and not isinstance(key, float):
-            index = int(key)
+        if kind_of(key) == NUM and (not isinstance(key, float) or float(key).is_integer()):
+            index = int(key)  # an integral double indexes too, as in cel-cpp
             if 0 <= index < len(container):
                 return container[index]
             return eval_error(f"index out of range: {index} (size {len(container)})", IndexError)
@@ -330,6 +340,14 @@ def double_text(value: float) -> str:
     return fixed.rstrip("0").rstrip(".") if "." in fixed else fixed
 
 
+def _int(value: Any = MISSING, *extra: Any) -> Any:
+    """``int(double)``: only doubles strictly inside the int64 range (cel-cpp refuses
+    ``int(-9223372036854775808.0)``, cel-python gave a value)."""
+    if not extra and type(value) is DoubleType and not (-(2.0**63) < float(value) < 2.0**63):
+        return eval_error("double out of int64 range", ValueError)
+    return base_functions["int"](*((value, *extra) if value is not MISSING else extra))
+
+
 def _string(value: Any = MISSING, *extra: Any) -> Any:
     if not extra and type(value) is DoubleType:
         return StringType(double_text(float(value)))
@@ -381,6 +399,7 @@ FUNCTIONS: Final[dict[str, Any]] = {
     "_[_]": index_value,
     "size": _size,
     "string": _string,
+    "int": _int,
     "contains": _contains,
     "timestamp": _timestamp,
     "replace": _capped("replace", STRING_EXT_FUNCTIONS["replace"], _replace_size),
@@ -389,7 +408,7 @@ FUNCTIONS: Final[dict[str, Any]] = {
 }
 #: What a type name means as a value (``type(x) == string``): cel-python's own table, not
 #: the gateway's replacements of the conversion functions.
-TYPE_VALUES: Final[Mapping[str, Any]] = {"string": base_functions["string"]}
+TYPE_VALUES: Final[Mapping[str, Any]] = {name: base_functions[name] for name in ("string", "int")}
 #: Names a rule may call (functions and methods); operators and namespaces excluded.
 FUNCTION_NAMES: Final = frozenset(
     name for name in FUNCTIONS if name[0].isalpha() and name not in ("strings", "quote", "list", "map", "null_type")

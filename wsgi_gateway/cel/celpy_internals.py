@@ -19,6 +19,7 @@ conformance suite, then widen the range here and the pin in ``setup.cfg``.
 
 from __future__ import annotations
 
+import datetime
 import math
 import operator
 from collections.abc import Callable, Mapping
@@ -106,6 +107,9 @@ _RELATIONS: Final[Mapping[str, Callable[[Any, Any], Any]]] = {
     "relation_gt": FUNCTIONS["_>_"], "relation_ge": FUNCTIONS["_>=_"],
     "relation_in": FUNCTIONS["_in_"],
 }  # fmt: skip
+_MAX_DURATION: Final = datetime.timedelta(microseconds=(2**63 - 1) // 1000)
+
+
 def _divide(left: Any, right: Any) -> Any:
     """``/``: IEEE 754 for doubles (cel-python 0.5.0 gave ``inf`` for ``0.0/0.0`` and for
     ``-1.0/0.0``); integers as cel-python does (truncating, errors on zero)."""
@@ -159,6 +163,8 @@ def _arithmetic(name: str, function: Callable[[Any, Any], Any], left: Any, right
         return no_overload(name, left, right)
     if result is NotImplemented:
         return no_overload(name, left, right)
+    if isinstance(result, datetime.timedelta) and abs(result) > _MAX_DURATION:
+        return eval_error("integer overflow", OverflowError)  # cel-cpp: durations are int64 nanoseconds
     return result
 
 
