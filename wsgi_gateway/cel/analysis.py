@@ -20,6 +20,8 @@ from .kinds import (
 )
 
 _SIMPLE_KEY: Final = re.compile(r"^[^.\[\]]+$")
+#: Paths whose value is always a map of strings (request.headers, request.query).
+STRING_MAPS: Final = frozenset({("request", "headers"), ("request", "query")})
 _GROWTH_FUNCTIONS: Final = frozenset({"join", "format"})
 
 @dataclass
@@ -94,8 +96,13 @@ class _Walk:
             return self.visit(node.children[0], scope, depth)
         op_node, right_node = node.children
         left = self.visit(op_node.children[0], scope, depth)
-        right = self.visit(right_node, scope, depth)
         op = RELATION_OPS[op_node.data]
+        presence = self._presence(op_node.children[0], right_node, scope) if op == "@in" else None
+        if presence is not None:  # 'x-tenant' in request.headers reads one header, not all
+            self.paths.add(presence)
+            right = MAP
+        else:
+            right = self.visit(right_node, scope, depth)
         message = f"found no matching overload for '{op}' applied to '({left}, {right})'"
         if op == "@in":
             self.check_operator(right in (LIST, MAP, DYN), message, op_node)
@@ -105,6 +112,16 @@ class _Walk:
             known = [kind for kind in (left, right) if kind != DYN]
             self.check_operator(all(kind in ORDERED for kind in known) and len(set(known)) <= 1, message, op_node)
         return BOOL
+
+    def _presence(self, key_node: Any, map_node: Any, scope: frozenset[str]) -> tuple[str, ...] | None:
+        """The path of ``'k' in m`` when ``m`` is one of the variables' maps of strings
+        (:data:`STRING_MAPS`) and ``k`` a simple literal: the result depends only on that
+        entry, so the memo keys on it (for a list, or an open map, it would not)."""
+        key = _string_literal(key_node)
+        path = _path(map_node, scope)
+        if key is None or path not in STRING_MAPS or not _SIMPLE_KEY.match(key):
+            return None
+        return (*path, key)
 
     def _arithmetic(self, node: lark.Tree, scope: frozenset[str], depth: int) -> str:
         if len(node.children) == 1:
