@@ -59,6 +59,7 @@ from .analysis import analyse
 from .api import CompileError, EngineUnavailable, EvalError, Rejected, iter_names, require_result
 from .bounds import INSTALL_HINT, MAP_VARIABLES, MAX_EXPRESSION_LENGTH
 from .convert import Builders, convert
+from .convert import same as _same
 from .kinds import (
     BOOL, BYTES, DOUBLE, DURATION, DYN, INT, LIST, MAP, NULL, STRING, TIMESTAMP, TYPE, UINT, check_result,
     result_kind,
@@ -118,10 +119,6 @@ class _ConvertedMap(dict):  # type: ignore[type-arg]
     cel-expr-python)."""
 
     __slots__ = ()
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 # cel-expr-python takes plain Python values (and binds ints in [2**63, 2**64) as uint).

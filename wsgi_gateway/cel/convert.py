@@ -28,7 +28,8 @@ from .bounds import (
     MAX_VALUE_NODES,
 )
 
-__all__ = ["Builders", "TooLarge", "convert", "utc"]
+__all__ = ["Builders", "TooLarge", "convert", "same", "utc"]
+
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
@@ -72,18 +73,28 @@ def utc(value: datetime.datetime) -> datetime.datetime:
 
 
 class _Walk:
-    __slots__ = ("b", "chars", "nodes")
+    """One conversion; the hot leaf builders are cached on the instance (a ``None``
+    builder means "the plain Python value as it is", cel-cpp's case)."""
+
+    __slots__ = ("b", "boolean", "chars", "double", "mapping_of", "nodes", "string_of")
 
     def __init__(self, builders: Builders) -> None:
         self.b = builders
         self.nodes = MAX_VALUE_NODES
         self.chars = MAX_VALUE_CHARS
+        self.string_of = None if builders.string is _same else builders.string
+        self.mapping_of = None if builders.mapping is _same else builders.mapping
+        self.double = builders.double
+        self.boolean = builders.boolean
 
     def string(self, value: str) -> str:
-        self.chars -= len(value)
+        size = len(value)
+        if size > MAX_STRING_LENGTH:
+            raise TooLarge(f"a string of {size} characters is longer than {MAX_STRING_LENGTH}")
+        self.chars -= size
         if self.chars < 0:
             raise TooLarge(f"more than {MAX_VALUE_CHARS} characters in all")
-        return _string(value)
+        return value
 
     def value(self, value: Any, depth: int) -> Any:
         self.nodes -= 1
@@ -91,17 +102,18 @@ class _Walk:
             raise TooLarge(f"more than {MAX_VALUE_NODES} values")
         kind = type(value)
         if kind is str:
-            return self.b.string(self.string(value))
+            value = self.string(value)
+            return value if self.string_of is None else self.string_of(value)
         if kind is dict:
             return self.mapping(value, depth)
         if kind is list or kind is tuple:
             return self.sequence(value, depth)
         if kind is bool:
-            return self.b.boolean(value)
+            return self.boolean(value)
         if kind is int:
             return self.integer(value)
         if kind is float:
-            return self.b.double(value)
+            return self.double(value)
         if value is None:
             return None
         return self.other(value, depth)
@@ -111,11 +123,11 @@ class _Walk:
             raise TooLarge(f"a map of {len(value)} entries is larger than {MAX_MAP_SIZE}")
         if depth >= MAX_VALUE_DEPTH:
             raise TooLarge(f"nested deeper than {MAX_VALUE_DEPTH} levels")
-        out = {}
+        out, string, item_of, key_of = {}, self.string, self.value, self.key
         for key, item in value.items():
             # Plain ``str`` keys on both engines: cel-python looks fields up by ``str``.
-            out[self.string(key) if type(key) is str else self.key(key)] = self.value(item, depth + 1)
-        return self.b.mapping(out)
+            out[string(key) if type(key) is str else key_of(key)] = item_of(item, depth + 1)
+        return out if self.mapping_of is None else self.mapping_of(out)
 
     def sequence(self, value: list | tuple, depth: int) -> Any:
         if len(value) > MAX_LIST_LENGTH:
@@ -135,7 +147,7 @@ class _Walk:
         if isinstance(key, str):
             return self.string(str(key))
         if isinstance(key, (bool, BoolType)):
-            return self.b.boolean(bool(key))
+            return self.boolean(bool(key))
         if isinstance(key, int) and INT64_MIN <= key <= UINT64_MAX:
             return self.integer(int(key))
         raise TypeError(f"map keys must be strings, ints (64-bit) or bools, not {type(key).__name__} {key!r}")
@@ -173,7 +185,9 @@ class _Walk:
         raise TypeError(f"cannot convert a {type(value).__name__} into a CEL value")
 
 
-def _string(value: str) -> str:
-    if len(value) > MAX_STRING_LENGTH:
-        raise TooLarge(f"a string of {len(value)} characters is longer than {MAX_STRING_LENGTH}")
+def _same(value: Any) -> Any:
+    """The identity builder (cel-expr-python takes plain Python values)."""
     return value
+
+
+same = _same
