@@ -205,6 +205,8 @@ def _split(text: str, sep: str, limit: int = -1) -> Result:
         return celtypes.ListType()
     if sep:
         parts = text.split(sep) if limit < 0 else text.split(sep, limit - 1)
+    elif not text:  # cel-cpp: ''.split('') is [''] (Go's SplitN gives []); the engines agree
+        parts = [""]
     else:  # an empty separator splits between code points
         if limit < 0 or limit > len(text):
             limit = len(text)
