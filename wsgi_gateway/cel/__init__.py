@@ -85,25 +85,32 @@ A rule must not stall a worker. Shared by both engines (checked when compiling):
   search string, or a non-literal or longer replacement) may not be applied to a string
   that may already be large (the result of ``join()``, ``format()`` or another growing
   ``replace()``), nor sit inside a comprehension body with a non-literal replacement:
-  ``s.replace('', s).replace('', s)`` over an 8 KiB string would need 512 GB.
+  ``s.replace('', s).replace('', s)`` over an 8 KiB string would need 512 GB;
+* the **static cost estimate** (:mod:`.cost`): from the data bounds below, every rule gets
+  a worst case; one that could build a string or list over
+  :data:`MAX_RESULT_STRING_LENGTH`, or cost more than ``cel.cost_limit``, is refused;
+* a condition (``result=bool``) whose static kind is known and not bool; ``format()``
+  with a non-literal template or a precision over 100; a result that is or holds an
+  optional (cel-expr-python 0.1.3 crashes converting one); ``double``/``null`` map keys.
 
 And on the data (in :meth:`Engine.convert`): lists of at most :data:`MAX_LIST_LENGTH`
 elements, maps of at most :data:`MAX_MAP_SIZE` entries, strings of at most
 :data:`MAX_STRING_LENGTH` code points, bytes of at most :data:`MAX_BYTES_LENGTH`, at most
 :data:`MAX_VALUE_DEPTH` levels of nesting and :data:`MAX_VALUE_NODES` values in one
-variable. Over a limit, the variable is :class:`Rejected` (evaluation errors), never
+variable, and :data:`MAX_VALUE_CHARS` characters in all its strings. Over a limit, the variable is :class:`Rejected` (evaluation errors), never
 truncated (a truncated group list could change a decision).
 
 At run time, an evaluation may take fewer than :data:`MAX_ITERATIONS` comprehension steps
 in all: cel-cpp enforces this itself (a budget fixed in cel-expr-python 0.1.3, measured:
 9,999 steps pass, 10,000 fail), the cel-python engine counts the steps of its own macro
-implementation to the same number and also stops at a wall-clock deadline. Details in each
-engine's module.
+implementation to the same number and also stops at ``cel.timeout`` (read at every step).
+A program compiled with ``result=bool`` raises :class:`EvalError` for any other result,
+on both engines: a condition that is not a bool fails closed.
 
 Known differences between engines
 ---------------------------------
-What could not be made the same (the engines agree on every case of
-``tests/policy/test_engines.py``):
+What could not be made the same (``tests/cel/test_differential.py`` runs the cel-spec
+conformance cases and the shipped rules through both engines; everything else agrees):
 
 1. **Syntax only cel-cpp has**: optional syntax (``claims.?email``,
    ``m[?'k']``, ``optional.of(x)``, ``.orValue()``), backtick field names
@@ -120,7 +127,7 @@ What could not be made the same (the engines agree on every case of
 3. **Error messages** of evaluation errors differ (``no such key`` vs ``Key not found in
    map``); match :class:`EvalError`, not its text.
 4. **Run-time bounds**: cel-cpp has no string-size limit inside an evaluation (the static
-   ``replace()`` rule above is all it gets) and no deadline; the cel-python engine also
+   estimate is all it gets) and no deadline; the cel-python engine also
    refuses to build a string over :data:`MAX_RESULT_STRING_LENGTH` in ``replace``,
    ``join`` and ``format``, and gives up after its deadline (a slow host can make a rule
    that is fine on cel-cpp fail on cel-python, never the other way round).
@@ -140,7 +147,10 @@ stop at the first decisive element on both, so both count the same comprehension
 (``exists_one``, ``map`` and ``filter`` visit every element on both); mixed-number
 comparisons and mixed-type equality (see Numbers); ``has()`` of a missing parent is an
 error on both; a negative list index is an error on both; ``timestamp(int)`` takes epoch
-seconds on both; ``size(null)``, ``'a' * 3`` and ``1.5 + 1`` are errors on both; results
+seconds on both; ``size(null)``, ``'a' * 3`` and ``1.5 + 1`` are errors on both; string
+literal escapes and raw newlines, IEEE double division, ``string(double)``,
+``int(double)`` range, ``indexOf`` offsets, duration overflow and ``''.split('')`` follow
+cel-cpp on both; results
 are plain Python on both, and ``type()`` or ``optional`` values cannot leave an
 evaluation on either.
 """
