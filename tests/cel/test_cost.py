@@ -27,6 +27,7 @@ ENGINES = ["cel-python", "cel-cpp"]
                  id="nested map building strings"),
     pytest.param("claims.a.all(x, claims.a.all(y, x.matches(y) && y.matches(x)))",
                  id="nested regex over two 8 KiB strings"),
+    pytest.param("claims.l.map(x, claims.s + claims.s).size() > 0", id="a list holding 16 MB of strings"),
 ])
 def test_over_budget_rules_are_refused_at_load(engine, source):
     with pytest.raises(CompileError, match="worst-case cost|could build a value|grow without bound"):
@@ -41,6 +42,7 @@ def test_over_budget_rules_are_refused_at_load(engine, source):
     pytest.param("request.headers['x-tenant'].lowerAscii() == claims.tenant", id="header compare"),
     pytest.param("claims.groups.join(',').size() < 4096", id="join a claims list"),
     pytest.param("'%s/%s'.format([claims.iss, claims.sub]).size() > 0", id="format"),
+    pytest.param("claims.groups.map(g, 'team-' + g).exists(g, g == 'team-ops')", id="map prefixing a list"),
 ])
 def test_ordinary_rules_are_within_budget(engine, source):
     program = get_engine(engine).compile(source, result=bool)
