@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn
 
 import lark
-from celpy.evaluation import celstr
 
 from .api import CompileError
 from .bounds import MAX_AST_DEPTH, MAX_COMPREHENSION_NESTING
+from .literals import decode_literal
 from .kinds import (
     ARITHMETIC_OPS, BOOL, BYTES, DOUBLE, DURATION, DYN, INT, LIST, LITERAL_KINDS, MACROS, MAP, NULL, NUMERIC,
     ORDERED, PASS_THROUGH, PREDICATE_MACROS, RELATION_OPS, RETURN_KINDS, STRING, TIMESTAMP, TYPE,
@@ -441,7 +441,8 @@ def _string_literal(node: Any) -> str | None:
         token = node.children[0]
         if token.type in ("STRING_LIT", "MLSTRING_LIT"):
             try:
-                return str(celstr(token))
+                value = decode_literal(token.value)
+                return value if isinstance(value, str) else None
             except Exception:  # a malformed escape: not a usable literal
                 return None
     return None

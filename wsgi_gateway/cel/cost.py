@@ -214,7 +214,9 @@ class _Walk:
         count = min(source.count, MAX_ITERATIONS / self.outer)
         variable = source.element()
         bound = {**scope, _ident(args[0]): variable}
-        empty = {**scope, _ident(args[0]): replace(variable, length=0.0, total=0.0, elem=None, count=0.0)}
+        # the same element with no size (not a scalar: x + s stays a string concatenation)
+        empty = {**scope, _ident(args[0]): replace(variable, length=0.0, total=0.0, count=0.0,
+                                                   elem=variable.elem or _SCALAR)}
         outer, self.outer = self.outer, max(self.outer * count, 1.0)
         try:
             bodies = [self.visit(arg, bound) for arg in args[1:]]
