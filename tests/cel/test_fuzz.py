@@ -23,8 +23,11 @@ MAX_SECONDS = 2.0  # per evaluation, on a loaded 2-core host (typical: a few ms)
 LIMITS = CelLimits(timeout=10 * MAX_SECONDS)
 
 STRINGS = st.sampled_from(["claims.s", "claims.t", "request.headers['x-a']", "request.path", "'ab'", "''",
-                           "'-'", "claims.l[0]"])
-NUMBERS = st.sampled_from(["claims.n", "1", "0", "-3", "claims.d", "2.5", "size(claims.s)", "claims.l.size()"])
+                           "'-'", "claims.l[0]", "string(claims.d)", "string(claims.n)", "'a\\?'",
+                           "claims.s.split(',')[0]", "claims.s.charAt(claims.n)"])
+NUMBERS = st.sampled_from(["claims.n", "1", "0", "-3", "claims.d", "2.5", "size(claims.s)", "claims.l.size()",
+                           "claims.d / 0.0", "claims.n / claims.n", "claims.n % 2", "double(claims.n)",
+                           "int(claims.d)", "claims.d * -1.0", "claims.s.indexOf('b', claims.n)"])
 LISTS = st.sampled_from(["claims.l", "['a', 'b']", "[]", "claims.s.split('')", "claims.s.split(',')",
                          "claims.l.map(x, x + claims.t)", "claims.l.filter(x, x.startsWith('a'))"])
 
@@ -80,7 +83,7 @@ def conditions(draw, depth: int = 0):
 TEXT = st.one_of(st.text(alphabet="ab,-c", max_size=12), st.sampled_from(["a" * 8192, "ab," * 2730]))
 INPUTS = st.fixed_dictionaries({
     "claims": st.fixed_dictionaries({
-        "s": TEXT, "t": TEXT, "n": st.integers(-5, 5), "d": st.sampled_from([0.0, 2.5, -1.0]),
+        "s": TEXT, "t": TEXT, "n": st.integers(-5, 5), "d": st.sampled_from([0.0, 2.5, -1.0, 1e6, 123456789.0, -0.0, 1e-5, 1e300]),
         "l": st.lists(st.text(alphabet="abc", max_size=5), max_size=5) | st.just(["a" * 100] * 1000),
     }),
     "request": st.fixed_dictionaries({"path": st.sampled_from(["/", "/a/b"]),
