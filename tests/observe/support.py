@@ -11,6 +11,10 @@ import yaml
 from tests.support.gateways import gateway_config
 
 RULES = textwrap.dedent("""\
+    validate:
+      - name: fresh
+        expr: "!has(claims.stale)"
+        message: "stale tokens are refused"
     assign:
       - name: vip
         policy: gold

@@ -3,6 +3,7 @@ worker's counts kept, the path refused to other addresses, promtool's verdict.""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -80,6 +81,9 @@ def test_counts_match_exactly_summed_over_two_workers(served):
     assert value(found, "gateway_stage_duration_seconds_count", api="api", stage="authn") == 4 * n
     assert value(found, "gateway_stage_duration_seconds_count", api="api", stage="rules") == 3 * n
     assert value(found, "gateway_stage_duration_seconds_count", api="api", stage="upstream") == n
+    audit = [json.loads(line) for line in (served.config.parent / "audit.jsonl").read_text().splitlines()]
+    assert len(audit) == 4 * n and len({a["request_id"] for a in audit}) == 4 * n  # both workers
+    assert sorted({a["decision"] for a in audit}) == ["allow", "deny", "unauthenticated"]
 
 
 def _pids_seen(process: GatewayProcess) -> list[int]:

@@ -1,0 +1,175 @@
+"""The decision audit log: one JSON object per line, per decision.
+
+Schema version 1 (``"v": 1``; a field is only ever added within a version):
+
+=============  =====================================================================
+``v``          1
+``time``       RFC 3339 UTC, milliseconds: when the response ended
+``request_id`` the request ID (as on the request log line)
+``trace_id``   the W3C trace ID, or null when tracing is off
+``api``        the API's name
+``method``     the HTTP method
+``path``       the path, never the query string
+``status``     the status answered (0: none was sent)
+``decision``   allow, deny, invalid, unauthenticated, revoked, limited, unavailable
+``reason``     the problem code answered (``errors.py``), or null
+``identity``   ``{alias, method, issuer, client_id, provider, session_id}`` or null
+``policies``   the policies applied
+``mapped``     16 hex of a digest of the identity after the rule file's ``map`` (a
+               change is visible, the values are not), or null
+``rules``      ``[{rule, outcome, note}]``: every rule that ran; outcome is true, false,
+               error, value, shadow_mismatch, allow or deny (never a value); note is
+               ``denies``, ``allows``, ``policy NAME`` or empty
+``decided_by`` the rule that refused (or first allowed), or null
+``authn``      ``[{method, outcome, reason}]``: each method tried
+``limits``     ``[{kind, limit, remaining}]``: what the limits counted
+``upstream``   ``{status, ms}`` of a URL upstream, or null
+``claims``     the claims listed in ``audit.claims`` that the token carried, or
+               null when none are listed (``replay`` then cannot re-decide)
+``ms``         the whole request, milliseconds
+=============  =====================================================================
+
+Never a token, secret, cookie, header value, query string or unlisted claim. The file
+handler is a ``WatchedFileHandler``: logrotate may move the file, the next line reopens it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import logging.handlers
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .metrics import rule_outcome
+
+if TYPE_CHECKING:
+    from ..config.observe import AuditConfig
+    from ..context import RequestContext
+
+SCHEMA_VERSION = 1
+_RULE_NOTES = ("denies", "allows")
+
+
+def sampled(request_id: str, rate: float) -> bool:
+    """Whether an allowed request is written: decided by its ID, so it is reproducible."""
+    if rate >= 1.0:
+        return True
+    return zlib.crc32(request_id.encode()) < rate * 0x1_0000_0000
+
+
+def _note(note: str) -> str:
+    if note in _RULE_NOTES or (note.startswith("policy ") and " " not in note[7:]):
+        return note
+    return ""
+
+
+def rule_steps(steps) -> list[dict]:
+    """(rule, outcome, note) steps as audit entries: labels only, never a value."""
+    return [{"rule": name, "outcome": rule_outcome(outcome, note), "note": _note(note)}
+            for name, outcome, note in steps]
+
+
+def deciding_rule(rules: list[dict], decision: str | None) -> str | None:
+    """The rule that decided: the deny rule that matched, the validate rule that
+    failed (a 401 ``invalid``), or the first allow rule that matched; else None (no
+    allow rule matched, a policy's access rights, no rule file)."""
+    for rule in rules:
+        if rule["note"] == "denies" or (rule["note"] == "allows" and decision == "allow"):
+            return rule["rule"]
+    if decision == "invalid":
+        return next((r["rule"] for r in rules if r["outcome"] in ("false", "error")), None)
+    return None
+
+
+def _mapped_digest(mapped) -> str | None:
+    if not mapped:
+        return None
+    text = json.dumps(mapped, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
+
+
+class AuditLog:
+    """Writes the audit line of each decided request.
+
+    :param config: the ``audit:`` section.
+    :param clock: wall-clock seconds (the line's ``time``).
+    :param stream: where lines go when no file is configured (standard error).
+    """
+
+    def __init__(self, config: "AuditConfig", *, clock: Callable[[], float] = time.time,
+                 stream=None):
+        self.config, self.clock = config, clock
+        self.claims = config.claims
+        if config.file:
+            handler: logging.Handler = logging.handlers.WatchedFileHandler(config.file, encoding="utf-8")
+        else:
+            handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        self.handler = handler
+        # a logger of its own, outside logging's registry: never propagated to the
+        # request log, never shared between gateways built in one process
+        self.logger = logging.Logger("wsgi_gateway.audit", logging.INFO)
+        self.logger.addHandler(handler)
+
+    def close(self) -> None:
+        self.handler.close()
+
+    def write(self, ctx: "RequestContext", method: str, path: str, status: int, seconds: float) -> None:
+        """The line for one request, when it was decided (and, if allowed, sampled)."""
+        if ctx.decision is None and (ctx.api is None or ctx.api == "-ops"):
+            return  # ops paths, the metrics path, unrouted requests: no decision
+        allowed = ctx.decision == "allow" and status < 400
+        if allowed and not sampled(ctx.request_id, self.config.sample_allowed):
+            return
+        line = json.dumps(self.record(ctx, method, path, status, seconds),
+                          separators=(",", ":"), default=str)
+        self.logger.handle(self.logger.makeRecord(self.logger.name, logging.INFO, "", 0,
+                                                  line, (), None))
+
+    def record(self, ctx: "RequestContext", method: str, path: str, status: int,
+               seconds: float) -> dict:
+        """The line's fields (schema version 1)."""
+        rules = rule_steps((e.name, e.outcome, e.detail) for e in ctx.trail if e.layer == "rules")
+        authn = [{"method": e.name, "outcome": e.outcome,
+                  "reason": e.detail if e.outcome == "failed" else None}
+                 for e in ctx.trail if e.layer == "authn"]
+        decided_by = deciding_rule(rules, ctx.decision)
+        return {
+            "v": SCHEMA_VERSION, "time": _utc(self.clock()), "request_id": ctx.request_id,
+            "trace_id": ctx.trace.trace_id if ctx.trace is not None else None,
+            "api": ctx.api, "method": method, "path": path, "status": status,
+            "decision": ctx.decision, "reason": ctx.problem,
+            "identity": self._identity(ctx), "policies": list(ctx.policies),
+            "mapped": _mapped_digest(ctx.mapped_identity), "rules": rules,
+            "decided_by": decided_by, "authn": authn,
+            "limits": [{"kind": v.kind, "limit": v.limit, "remaining": v.remaining}
+                       for v in ctx.limit_verdicts],
+            "upstream": None if ctx.upstream is None else {
+                "status": ctx.upstream.status, "ms": round(ctx.upstream.seconds * 1000, 2)},
+            "claims": self._claims(ctx),
+            "ms": round(seconds * 1000, 2),
+        }
+
+    @staticmethod
+    def _identity(ctx: "RequestContext") -> dict | None:
+        identity = ctx.identity
+        if identity is None:
+            return None
+        return {"alias": identity.alias, "method": identity.method, "issuer": identity.issuer or None,
+                "client_id": identity.client_id or None, "provider": identity.provider or None,
+                "session_id": ctx.session_id}
+
+    def _claims(self, ctx: "RequestContext") -> dict | None:
+        if not self.claims:
+            return None
+        carried = ctx.identity.claims if ctx.identity is not None else {}
+        return {name: carried[name] for name in self.claims if name in carried}
