@@ -1,6 +1,6 @@
 """build_app: the gateway's middleware stack, assembled from config in one readable order.
 
-    RequestContext → Metrics path → Ops → Router → per API:
+    RequestContext → Trace → Metrics path → Ops → Router → per API:
         Authenticate → Sessions → Rules → Limits → LimitHeaders → Mutate → upstream
 
 LimitHeaders (only for rule files whose headers read `limits`) evaluates those headers
@@ -29,6 +29,7 @@ from .middleware.sessions import SessionLayer
 from .mutate.strip import ClientHeaderStrip, TrustedProxies
 from .observe import build_observer
 from .observe.endpoint import MetricsEndpoint, StageMark
+from .observe.trace import TraceMiddleware
 from .store import Store, build_store
 from .upstream import ReverseProxy, load_app
 
@@ -154,6 +155,8 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
         ops = MetricsEndpoint(ops, path=config.ops.prefix + config.metrics.path,
                               allow=TrustedProxies(config.metrics.allow),
                               directory=observer.metrics.directory)
+    if config.tracing.enabled:
+        ops = TraceMiddleware(ops, trusted=trusted)
     trust_id = {"always": True, "never": False}.get(config.request_id.trust_incoming, trusted)
     stack = RequestContextMiddleware(
         ops, request_id_header=config.request_id.header,
