@@ -26,6 +26,8 @@ Schema version 1 (``"v": 1``; a field is only ever added within a version):
 ``upstream``   ``{status, ms}`` of a URL upstream, or null
 ``claims``     the claims listed in ``audit.claims`` that the token carried, or
                null when none are listed (``replay`` then cannot re-decide)
+``claims_absent`` the listed claims the token did not carry (so ``replay`` can tell
+               "absent" from "not recorded")
 ``ms``         the whole request, milliseconds
 =============  =====================================================================
 
@@ -156,6 +158,7 @@ class AuditLog:
             "upstream": None if ctx.upstream is None else {
                 "status": ctx.upstream.status, "ms": round(ctx.upstream.seconds * 1000, 2)},
             "claims": self._claims(ctx),
+            "claims_absent": self._absent(ctx),
             "ms": round(seconds * 1000, 2),
         }
 
@@ -173,3 +176,9 @@ class AuditLog:
             return None
         carried = ctx.identity.claims if ctx.identity is not None else {}
         return {name: carried[name] for name in self.claims if name in carried}
+
+    def _absent(self, ctx: "RequestContext") -> list[str] | None:
+        if not self.claims:
+            return None
+        carried = ctx.identity.claims if ctx.identity is not None else {}
+        return [name for name in self.claims if name not in carried]
