@@ -154,7 +154,7 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
     if observer is not None and observer.metrics is not None:
         ops = MetricsEndpoint(ops, path=config.ops.prefix + config.metrics.path,
                               allow=TrustedProxies(config.metrics.allow),
-                              directory=observer.metrics.directory)
+                              directory=observer.metrics.directory, flush=observer.flush)
     if config.tracing.enabled:
         ops = TraceMiddleware(ops, trusted=trusted)
     trust_id = {"always": True, "never": False}.get(config.request_id.trust_incoming, trusted)

@@ -149,6 +149,15 @@ class GatewayApplication(BaseApplication):
             own(arbiter, worker)
 
         self.cfg.set("child_exit", child_exit)
+        own_exit = self.cfg.worker_exit
+
+        def worker_exit(arbiter, worker):  # in the worker: write its pending counts
+            observer = getattr(getattr(worker, "wsgi", None), "observer", None)
+            if observer is not None:
+                observer.flush()
+            own_exit(arbiter, worker)
+
+        self.cfg.set("worker_exit", worker_exit)
 
     def load(self):  # gunicorn's hook: called in each worker after the fork
         configure_logging(self.gateway_config.logging)

@@ -39,7 +39,8 @@ def observed_config(tmp_path, memcached_address: str | None, *, metrics: dict | 
                             api={"rules": f"{name}.yaml"}, limits={"algorithm": "fixed"})
     config["app"] = "contrib.demo.echo:app"
     config["logging"] = {"access_log": False}
-    config["metrics"] = {"enabled": True, "multiproc_dir": str(tmp_path / "prom"), **(metrics or {})}
+    config["metrics"] = {"enabled": True, "multiproc_dir": str(tmp_path / "prom"),
+                         "flush_interval": "100ms", **(metrics or {})}
     config["audit"] = {"enabled": True, "file": str(tmp_path / "audit.jsonl"),
                        "claims": ["sub", "scope", "iss", "aud", "azp"], **(audit or {})}
     return config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import yaml
@@ -24,10 +25,11 @@ def gateway(tmp_path, monkeypatch):
     for key, value in SECRET_ENV.items():
         monkeypatch.setenv(key, value)
 
-    def make(**audit):
+    def make(clock=None, **audit):
         config = observed_config(tmp_path, None, audit=audit)
         config["metrics"]["enabled"] = False
-        gateway = build_app(load_config(write(tmp_path, config)), Recorder())
+        kw = {"clock": clock} if clock else {}
+        gateway = build_app(load_config(write(tmp_path, config)), Recorder(), **kw)
         client = BufferedClient(LintMiddleware(gateway))
         path = tmp_path / "audit.jsonl"
 
@@ -103,10 +105,12 @@ def test_ops_paths_are_not_audited(gateway):
 
 
 def test_logrotate_moves_the_file(gateway, tmp_path):
-    client, lines, path = gateway()
+    now = [time.time()]
+    client, lines, path = gateway(clock=lambda: now[0])
     token = mint(sub="rotated")
     client.get("/api/x", headers={"Authorization": f"Bearer {token}"})
     path.rename(tmp_path / "audit.jsonl.1")
+    now[0] += 1.5  # the file is checked for rotation once a second
     client.get("/api/x", headers={"Authorization": f"Bearer {token}"})
     assert len(lines()) == 1 and len((tmp_path / "audit.jsonl.1").read_text().splitlines()) == 1
 

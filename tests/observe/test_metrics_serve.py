@@ -44,10 +44,18 @@ def served(tmp_path, memcached):
     process.stop()
 
 
-def scrape(process: GatewayProcess) -> dict:
-    response = requests.get(process.url + "/.gateway/metrics", timeout=10)
-    assert response.status_code == 200, response.text
-    return samples(response.text)
+def scrape(process: GatewayProcess, total: int | None = None) -> dict:
+    """The metrics; with ``total``, once gateway_requests_total{api="api"} reaches it
+    (each worker writes its counts every flush_interval, 100 ms here)."""
+    deadline = time.monotonic() + 5
+    while True:
+        response = requests.get(process.url + "/.gateway/metrics", timeout=10)
+        assert response.status_code == 200, response.text
+        found = samples(response.text)
+        if total is None or value(found, "gateway_requests_total", api="api") >= total \
+                or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def _workers(process: GatewayProcess) -> list[int]:
@@ -65,8 +73,8 @@ def test_counts_match_exactly_summed_over_two_workers(served):
     with ThreadPoolExecutor(8) as pool:  # concurrent: both workers serve
         for status, response in pool.map(one, range(rounds * len(MIX))):
             assert response.status_code == status, response.text
+    found = scrape(served, total=4 * rounds)
     assert len(set(_pids_seen(served))) == 2, "the mix did not reach both workers"
-    found = scrape(served)
     n = rounds
     assert value(found, "gateway_requests_total", api="api") == 4 * n
     assert value(found, "gateway_requests_total", api="api", status="200", method="read") == n
@@ -96,7 +104,7 @@ def test_bad_token_and_rate_limit_reasons(served):
     assert _request(served.url, "GET", "eve", bad=True).status_code == 401
     statuses = [_request(served.url, "GET", "limited").status_code for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
-    found = scrape(served)
+    found = scrape(served, total=6)
     assert value(found, "gateway_authn_total", method="jwt", outcome="failed",
                  reason="invalid_token") == 1
     assert value(found, "gateway_limit_rejections_total", policy="basic", kind="rate") == 2
@@ -105,8 +113,8 @@ def test_bad_token_and_rate_limit_reasons(served):
 def test_a_killed_workers_counts_survive(served):
     for i in range(6):
         assert _request(served.url, "GET", f"k{i}").status_code == 200
-    before = value(scrape(served), "gateway_requests_total", api="api")
-    assert before == 6
+    before = value(scrape(served, total=6), "gateway_requests_total", api="api")
+    assert before == 6  # written to the workers' files: SIGKILL cannot lose them now
     for pid in _workers(served):
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 20  # the arbiter starts two new workers
@@ -119,7 +127,7 @@ def test_a_killed_workers_counts_survive(served):
             pass
         time.sleep(0.1)
     assert _request(served.url, "GET", "after").status_code == 200
-    assert value(scrape(served), "gateway_requests_total", api="api") == 7
+    assert value(scrape(served, total=7), "gateway_requests_total", api="api") == 7
 
 
 def test_the_metrics_path_is_refused_to_other_addresses(tmp_path, memcached):

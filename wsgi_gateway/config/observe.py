@@ -6,7 +6,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from .typed import Where
+from .typed import Where, parsed
+from .units import parse_duration
 
 _CLAIM = re.compile(r"[A-Za-z0-9_:.-]{1,64}")
 
@@ -43,8 +44,12 @@ class MetricsConfig:
     allow: tuple[str, ...] = ("127.0.0.1", "::1")  # addresses or CIDRs allowed to scrape
     multiproc_dir: str | None = field(default=None, metadata={"parse": _directory})
     # None: a fresh directory under the system temporary directory, per serve
+    flush_interval: float = field(default=1.0, metadata={"parse": parsed(parse_duration)})
+    # how often a worker writes its counts to its file; 0: at once, on every request
 
     def __post_init__(self):
+        if self.flush_interval < 0:
+            raise ValueError("metrics.flush_interval cannot be negative")
         if not re.fullmatch(r"[A-Za-z0-9._~-]+", self.path):
             raise ValueError(f"metrics.path {self.path!r}: one path segment, e.g. metrics")
         for cidr in self.allow:

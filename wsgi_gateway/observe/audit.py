@@ -32,7 +32,8 @@ Schema version 1 (``"v": 1``; a field is only ever added within a version):
 =============  =====================================================================
 
 Never a token, secret, cookie, header value, query string or unlisted claim. The file
-handler is a ``WatchedFileHandler``: logrotate may move the file, the next line reopens it.
+handler is a ``WatchedFileHandler``: logrotate may move the file; lines go to the new
+file within a second (the file is checked once a second, not per line).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from ..context import RequestContext
 
 SCHEMA_VERSION = 1
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)  # made once, not per line
 _RULE_NOTES = ("denies", "allows")
 
 
@@ -88,15 +90,34 @@ def deciding_rule(rules: list[dict], decision: str | None) -> str | None:
     return None
 
 
+_digests: dict[int, tuple[object, str]] = {}
+
+
 def _mapped_digest(mapped) -> str | None:
+    """A digest of the mapped identity; the same dict (one per verified token, cached by
+    the rules) is hashed once: the entry keeps it alive, so its id is not reused."""
     if not mapped:
         return None
+    known = _digests.get(id(mapped))
+    if known is not None and known[0] is mapped:
+        return known[1]
     text = json.dumps(mapped, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    if len(_digests) >= 4096:  # bounded: about the rules' token cache
+        _digests.clear()
+    _digests[id(mapped)] = (mapped, digest)
+    return digest
+
+
+_stamp: list = [-1, ""]
 
 
 def _utc(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
+    """RFC 3339 UTC with milliseconds; the date part formatted once per second."""
+    second = int(seconds)
+    if second != _stamp[0]:
+        _stamp[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_stamp[1]}.{int(seconds % 1 * 1000):03d}Z"
 
 
 class AuditLog:
@@ -115,12 +136,11 @@ class AuditLog:
             handler: logging.Handler = logging.handlers.WatchedFileHandler(config.file, encoding="utf-8")
         else:
             handler = logging.StreamHandler(stream or sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        self.handler = handler
-        # a logger of its own, outside logging's registry: never propagated to the
-        # request log, never shared between gateways built in one process
-        self.logger = logging.Logger("wsgi_gateway.audit", logging.INFO)
-        self.logger.addHandler(handler)
+        self.handler = handler  # used directly: no LogRecord, never the request log
+        self.watched = isinstance(handler, logging.handlers.WatchedFileHandler)
+        self._checked = -1.0  # when the file was last checked for rotation (once a second)
+        self._whos: dict[tuple, tuple[object, str]] = {}
+        self._trails: dict[tuple, str] = {}
 
     def close(self) -> None:
         self.handler.close()
@@ -132,35 +152,71 @@ class AuditLog:
         allowed = ctx.decision == "allow" and status < 400
         if allowed and not sampled(ctx.request_id, self.config.sample_allowed):
             return
-        line = json.dumps(self.record(ctx, method, path, status, seconds),
-                          separators=(",", ":"), default=str)
-        self.logger.handle(self.logger.makeRecord(self.logger.name, logging.INFO, "", 0,
-                                                  line, (), None))
+        line = self.line(ctx, method, path, status, seconds)
+        handler = self.handler
+        with handler.lock:  # one whole line at a time (O_APPEND across workers)
+            now = self.clock()
+            if self.watched and not 0.0 <= now - self._checked < 1.0:
+                self._checked = now
+                handler.reopenIfNeeded()  # logrotate moved the file: a new one
+            handler.stream.write(line)
+            handler.stream.flush()
 
     def record(self, ctx: "RequestContext", method: str, path: str, status: int,
                seconds: float) -> dict:
         """The line's fields (schema version 1)."""
-        rules = rule_steps((e.name, e.outcome, e.detail) for e in ctx.trail if e.layer == "rules")
-        authn = [{"method": e.name, "outcome": e.outcome,
-                  "reason": e.detail if e.outcome == "failed" else None}
-                 for e in ctx.trail if e.layer == "authn"]
-        decided_by = deciding_rule(rules, ctx.decision)
-        return {
+        return json.loads(self.line(ctx, method, path, status, seconds))
+
+    def line(self, ctx: "RequestContext", method: str, path: str, status: int,
+             seconds: float) -> str:
+        """The JSON line. What depends only on the identity, and only on the trail, is
+        encoded once and reused: a repeated token and outcome cost a dict lookup."""
+        head = _ENCODER.encode({
             "v": SCHEMA_VERSION, "time": _utc(self.clock()), "request_id": ctx.request_id,
             "trace_id": ctx.trace.trace_id if ctx.trace is not None else None,
             "api": ctx.api, "method": method, "path": path, "status": status,
-            "decision": ctx.decision, "reason": ctx.problem,
-            "identity": self._identity(ctx), "policies": list(ctx.policies),
-            "mapped": _mapped_digest(ctx.mapped_identity), "rules": rules,
-            "decided_by": decided_by, "authn": authn,
+            "decision": ctx.decision, "reason": ctx.problem, "policies": list(ctx.policies),
+            "mapped": _mapped_digest(ctx.mapped_identity),
             "limits": [{"kind": v.kind, "limit": v.limit, "remaining": v.remaining}
                        for v in ctx.limit_verdicts],
             "upstream": None if ctx.upstream is None else {
                 "status": ctx.upstream.status, "ms": round(ctx.upstream.seconds * 1000, 2)},
-            "claims": self._claims(ctx),
-            "claims_absent": self._absent(ctx),
             "ms": round(seconds * 1000, 2),
-        }
+        })
+        return f"{head[:-1]},{self._who(ctx)},{self._trail(ctx)}}}\n"
+
+    def _who(self, ctx: "RequestContext") -> str:
+        """``identity``, ``claims``, ``claims_absent``: encoded once per identity."""
+        identity = ctx.identity
+        key = (id(identity), ctx.session_id)
+        known = self._whos.get(key)
+        if known is not None and known[0] is identity:
+            return known[1]
+        fragment = _ENCODER.encode({"identity": self._identity(ctx), "claims": self._claims(ctx),
+                                    "claims_absent": self._absent(ctx)})[1:-1]
+        if len(self._whos) >= 4096:  # bounded; the entry keeps the identity (its id) alive
+            self._whos.clear()
+        self._whos[key] = (identity, fragment)
+        return fragment
+
+    def _trail(self, ctx: "RequestContext") -> str:
+        """``rules``, ``decided_by``, ``authn``: encoded once per distinct trail."""
+        steps = tuple((e.layer, e.name, e.outcome, e.detail) for e in ctx.trail
+                      if e.layer in ("rules", "authn"))
+        key = (steps, ctx.decision)
+        fragment = self._trails.get(key)
+        if fragment is not None:
+            return fragment
+        rules = rule_steps((name, outcome, detail) for layer, name, outcome, detail in steps
+                           if layer == "rules")
+        authn = [{"method": name, "outcome": outcome, "reason": detail if outcome == "failed" else None}
+                 for layer, name, outcome, detail in steps if layer == "authn"]
+        fragment = _ENCODER.encode({"rules": rules, "decided_by": deciding_rule(rules, ctx.decision),
+                                    "authn": authn})[1:-1]
+        if len(self._trails) >= 4096:
+            self._trails.clear()
+        self._trails[key] = fragment
+        return fragment
 
     @staticmethod
     def _identity(ctx: "RequestContext") -> dict | None:

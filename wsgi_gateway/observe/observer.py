@@ -41,7 +41,14 @@ class Observer:
         except Exception:  # noqa: BLE001 - the response is gone; keep serving
             log.exception("observing the request failed")
 
+    def flush(self) -> None:
+        """Write pending metric counts now (a scrape, a worker's exit)."""
+        if self.metrics is not None:
+            self.metrics.flush()
+
     def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
         if self.audit is not None:
             self.audit.close()
 

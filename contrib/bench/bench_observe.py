@@ -1,0 +1,133 @@
+"""Per-request cost of metrics and the audit log, in process, against both off.
+
+    .venv/bin/python contrib/bench/bench_observe.py [--requests 3000] [--rounds 5]
+    .venv/bin/python contrib/bench/bench_observe.py --served [--duration 4] [--rounds 2]
+
+Builds the same gateway four times (JWT HS256 with a warm token, a rule file with
+validate/assign/deny/allow, a rate-limited policy in the memory store, a no-op app):
+``off``, ``metrics`` (prometheus_client multiprocess files in a temporary directory),
+``audit`` (every allowed request written to a file, sample 1.0) and ``both``; then
+times the whole stack through werkzeug test environs, rounds alternating the
+variants, best round kept. Prints µs per request and each variant's share over ``off``.
+
+``--served``: the same four configs under real gunicorn (2 sync workers each), driven by
+wrk (16 connections, same token) in alternating rounds: requests per second and the
+time per request that each variant adds, as deployed (HTTP parsing included).
+A benchmark, not a test: it asserts nothing and CI never runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from werkzeug.test import EnvironBuilder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.observe.support import observed_config  # noqa: E402
+from tests.support.gateways import SECRET_ENV, mint  # noqa: E402
+from wsgi_gateway import build_app, load_config  # noqa: E402
+
+
+def noop_app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+def build(workdir: Path, name: str, metrics: bool, audit: bool):
+    config = observed_config(workdir, None)
+    config["policies"]["basic"] = {"rate": "1000000/60s"}
+    config["app"] = "contrib.bench.bench_observe:noop_app"
+    config["metrics"]["enabled"] = metrics
+    config["audit"] = {"enabled": audit, "file": str(workdir / f"{name}-audit.jsonl"),
+                       "claims": ["sub", "iss"]}
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return build_app(load_config(path), noop_app)
+
+
+def run(gateway, environ: dict, n: int) -> float:
+    def start_response(status, headers, exc_info=None):
+        return None
+
+    begin = time.perf_counter()
+    for _ in range(n):
+        body = gateway(dict(environ), start_response)
+        for _chunk in body:
+            pass
+        body.close()
+    return (time.perf_counter() - begin) / n
+
+
+def served(args, workdir: Path, variants: dict) -> None:
+    import re
+    import subprocess
+
+    from tests.support.processes import GatewayProcess
+
+    token = mint(sub="bench", iat=time.time() + 0)
+    processes = {}
+    for name, (metrics, audit) in variants.items():
+        build(workdir, name, metrics, audit).close()  # writes the config
+        processes[name] = GatewayProcess(workdir / f"{name}.yaml", workers=2,
+                                         env=SECRET_ENV).start()
+    best = {name: 0.0 for name in variants}
+    try:
+        for _ in range(args.rounds):
+            for name, process in processes.items():
+                out = subprocess.run(["wrk", "-t2", "-c16", f"-d{args.duration}s",
+                                      "-H", f"Authorization: Bearer {token}",
+                                      process.url + "/api/orders"], capture_output=True, text=True).stdout
+                rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+                best[name] = max(best[name], rate)
+    finally:
+        for process in processes.values():
+            process.stop()
+    base = 1 / best["off"]
+    for name, rate in best.items():
+        extra = "" if name == "off" else (f"  +{(1 / rate - base) * 2e6:.1f} µs per request per worker "
+                                          f"({(1 / rate - base) / base:+.1%})")
+        print(f"{name:8s} {rate:8.0f} req/s{extra}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--served", action="store_true", help="under gunicorn, with wrk")
+    parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
+    args = parser.parse_args()
+    os.environ.update(SECRET_ENV)
+    if args.served:
+        variants = {"off": (False, False), "metrics": (True, False), "audit": (False, True),
+                    "both": (True, True)}
+        return served(args, Path(tempfile.mkdtemp(prefix="bench-observe-")), variants)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-observe-"))
+    variants = {"off": (False, False), "metrics": (True, False), "audit": (False, True),
+                "both": (True, True)}
+    gateways = {name: build(workdir, name, *flags) for name, flags in variants.items()}
+    token = mint(sub="bench")
+    environ = EnvironBuilder(path="/api/orders", headers={"Authorization": f"Bearer {token}"},
+                             environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_environ()
+    import logging
+    logging.getLogger("wsgi_gateway.access").disabled = True  # the request line is not measured here
+    best = {name: float("inf") for name in gateways}
+    for name, gateway in gateways.items():
+        run(gateway, environ, 200)  # warm: token cache, rule memo, metric children
+    for _ in range(args.rounds):
+        for name, gateway in gateways.items():
+            best[name] = min(best[name], run(gateway, environ, args.requests))
+    base = best["off"]
+    for name, seconds in best.items():
+        extra = "" if name == "off" else f"  +{(seconds - base) * 1e6:.1f} µs ({(seconds - base) / base:+.1%})"
+        print(f"{name:8s} {seconds * 1e6:8.1f} µs/request{extra}")
+
+
+if __name__ == "__main__":
+    main()
