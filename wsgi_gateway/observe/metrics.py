@@ -160,7 +160,7 @@ class Metrics:
         self._children: dict[tuple, object] = {}
         self._flusher: threading.Thread | None = None
         self._stop = threading.Event()
-        self.store_failing.set(0)
+        self._written_failing: int | None = None  # nothing is written before a request
 
     # -- per request: plain dict updates ----------------------------------------------
     def _observe(self, family, value: float, *labels) -> None:
@@ -249,7 +249,7 @@ class Metrics:
             for i, count in enumerate(entry[1:]):
                 if count:
                     child._buckets[i].inc(count)
-        if failing != getattr(self, "_written_failing", None):
+        if counts and failing != self._written_failing:
             self.store_failing.set(failing)
             self._written_failing = failing
 
