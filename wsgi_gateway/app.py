@@ -22,7 +22,7 @@ from .middleware import (
 from .limits.limiter import StoreLimiter
 from .limits.sessions import Sessions
 from .middleware.sessions import SessionLayer
-from .store import Store, build_store
+from .store import Store, build_store, log_failure_modes
 from .upstream import load_app
 
 
@@ -107,7 +107,8 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
         if not config.app:
             raise ConfigError(f"{config.source}: app: no WSGI app given (set 'app' or pass --app)")
         upstream = load_app(config.app, f"{config.source}: app")
-    build = BuildContext(config, store or build_store(config.store), clock)
+    build = BuildContext(config, store or build_store(config.store, clock=clock), clock)
+    log_failure_modes(config.store)
     build.resources.update({("rules", path): rules for path, rules in (rule_files or {}).items()})
     apis: dict[str, ApiRuntime] = {}
     routes = []
@@ -210,7 +211,7 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     rules = _rule_set(api, build)
     limiter = StoreLimiter(build.store, config.limits, api.name, config.policies,
                            default_policy=api.default_policy, clock=build.clock,
-                           keys=_rate_keys(build))
+                           keys=_rate_keys(build), on_failure=config.store.on_failure)
     # every header the gateway may inject is removed from the client's request, sent or not
     injected = [r.name for r in rules.rules.headers] if hasattr(rules, "rules") else []
     if config.sessions.enabled and config.sessions.header:
@@ -222,7 +223,8 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     app = Rules(app, rules=rules, challenges=challenges)
     if config.sessions.enabled:
         sessions = build.shared("sessions", lambda: Sessions(build.store, config.sessions,
-                                                             clock=build.clock))
+                                                             clock=build.clock,
+                                                             on_failure=config.store.on_failure))
         app = SessionLayer(app, sessions=sessions, header=config.sessions.header,
                            challenges=challenges)
     identity_from = None

@@ -154,3 +154,30 @@ def test_revocation_reaches_every_worker_within_a_second(tmp_path, memcached):
                             timeout=5).status_code == 200
     finally:
         gw.stop()
+
+
+def test_a_memcached_restart_costs_no_503(tmp_path):
+    """Issue 10, item 4: after memcached restarted, each worker's first store call failed
+    on its old socket and answered 503, even with memcached back for seconds."""
+    server = Memcached().start()
+    try:
+        # the session layer's read is then each worker's first store call (50 ms cache:
+        # expired by the time memcached is back, with no sleep)
+        config = gateway_config(server.address, policies={"basic": {}},
+                                sessions={"cache_ttl": "50ms"})
+        gw = start(tmp_path, config, "restart", workers=2)
+        try:
+            token = mint(sub="restart", iat=time.time() - 5)
+            url, headers = gw.url + "/api/x", {"Authorization": f"Bearer {token}"}
+            assert {requests.get(url, headers=headers, timeout=5).status_code
+                    for _ in range(20)} == {200}  # both workers hold a connection now
+            server.stop()
+            server.start()  # same port, empty; no request meanwhile
+            statuses = [requests.get(url, headers=headers, timeout=5).status_code
+                        for _ in range(20)]
+            print(f"after the restart: {statuses.count(503)} of 20 answered 503")
+            assert statuses == [200] * 20, statuses
+        finally:
+            gw.stop()
+    finally:
+        server.stop()

@@ -121,7 +121,7 @@ def test_limits_fail_open_when_the_store_is_down(in_process):
                             api={"auth": ["keyless"]})
     g = in_process(config)
     assert [g.get().status_code for _ in range(3)] == [200, 200, 200]
-    closed = dict(config, limits={"on_store_failure": "closed"})
+    closed = dict(config, store={**config["store"], "on_failure": {"rate_limits": "closed"}})
     assert in_process(closed, name="closed").get().status_code == 503
 
 

@@ -188,3 +188,20 @@ def test_memory_store_uses_the_injected_clock():
     assert s.get("k") == b"v"
     now[0] += 0.2
     assert s.get("k") is None
+
+
+def test_decr_gives_back_never_below_zero_and_not_on_absent(store):
+    k = key()
+    assert store.decr(k) is None  # absent: not created
+    assert store.get(k) is None
+    store.incr(k, 3, ttl=30)
+    assert store.decr(k) == 2
+    assert store.decr(k, 5) == 0
+    assert store.incr(k, ttl=30) == 1
+
+
+def test_set_everywhere_then_get_everywhere(store):
+    k, absent = key(), key()
+    assert store.set_everywhere(k, b"1700000000.5", ttl=30) == 1  # one server (or process)
+    assert store.get_everywhere([k, absent]) == {k: [b"1700000000.5"]}
+    assert store.get(k) == b"1700000000.5"  # an ordinary key too

@@ -114,3 +114,69 @@ def test_store_error_names_no_server_to_clients(private_memcached):
     body = info.value.render()[2].decode()
     assert str(private_memcached.port) not in body and "127.0.0.1" not in body
     assert info.value.status == 503
+
+
+def test_restarted_server_costs_no_error(private_memcached):
+    """Issue 10, item 4: the first call on a socket to a restarted memcached failed (one
+    503 per worker after each restart). It is retried once, at once."""
+    store = MemcachedStore([("127.0.0.1", private_memcached.port)], retry_after=1.0)
+    store.set("k", b"v", ttl=30)  # the connection now exists
+    private_memcached.stop()
+    private_memcached.start()  # same port, empty; this store made no call meanwhile
+    for op in (lambda: store.get("k"), lambda: store.incr("n", ttl=30),
+               lambda: store.get_everywhere(["k"]), lambda: store.set("k", b"x", ttl=30)):
+        private_memcached.stop()
+        private_memcached.start()
+        op()  # no StoreError
+
+
+def test_frozen_server_is_not_retried(private_memcached):
+    store = MemcachedStore([("127.0.0.1", private_memcached.port)], timeout=0.2,
+                           connect_timeout=0.2)
+    store.get("warm-up")
+    private_memcached.freeze()
+    started = time.monotonic()
+    with pytest.raises(StoreError):
+        store.get("k")
+    assert time.monotonic() - started < 0.35  # one timeout, not two
+    private_memcached.resume()
+
+
+@pytest.fixture
+def two_nodes():
+    nodes = [Memcached().start(), Memcached().start()]
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+@pytest.mark.parametrize("lost", [pytest.param(0, id="first node restarted"),
+                                  pytest.param(1, id="second node restarted")])
+def test_a_marker_written_everywhere_survives_one_node_restart(two_nodes, lost, caplog):
+    store = MemcachedStore([("127.0.0.1", n.port) for n in two_nodes], retry_after=0.2)
+    assert store.set_everywhere("revoked:s1", b"123.5", ttl=60) == 2
+    store.get_everywhere([])  # both nodes now carry the store's sentinel
+    caplog.clear()
+    two_nodes[lost].stop()
+    two_nodes[lost].start()
+    time.sleep(0.25)  # past retry_after: the restarted node is asked again
+    with caplog.at_level("WARNING", logger="wsgi_gateway.store"):
+        assert store.get_everywhere(["revoked:s1"]) == {"revoked:s1": [b"123.5"]}
+        store.get_everywhere(["revoked:s1"])
+    restarts = [r for r in caplog.records if "holds no gateway data" in r.getMessage()]
+    assert len(restarts) == 1 and str(two_nodes[lost].port) in restarts[0].getMessage()
+
+
+def test_everywhere_with_one_node_down_and_one_frozen(two_nodes):
+    store = MemcachedStore([("127.0.0.1", n.port) for n in two_nodes], timeout=0.2,
+                           connect_timeout=0.2, retry_after=5)
+    store.set_everywhere("m", b"1", ttl=60)
+    two_nodes[0].stop()
+    assert store.get_everywhere(["m"]) == {"m": [b"1"]}  # the other answers
+    assert store.set_everywhere("m2", b"2", ttl=60) == 1
+    two_nodes[1].freeze()
+    started = time.monotonic()
+    with pytest.raises(StoreError):
+        store.get_everywhere(["m"])
+    assert time.monotonic() - started < 0.5
+    two_nodes[1].resume()

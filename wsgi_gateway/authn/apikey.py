@@ -103,14 +103,19 @@ class ApiKeyAuthenticator:
     :param static: keys_file records by id (never written to the store).
     :param policies: the configured policy names; a key's other policies are ignored.
     :param clock: wall-clock seconds (expiry).
+    :param on_store_failure: ``store.on_failure.store_credentials``: ``closed`` (503 while
+        the store fails), or ``open``: a key this worker has seen keeps its last known
+        record (a revocation made during the outage is missed); other keys get 503.
     """
 
     id = "apikey"
 
     def __init__(self, store: Store, options: ApiKeyOptions, api: str, *,
                  static: Mapping[str, KeyRecord] | None = None, policies=frozenset(),
-                 clock: Callable[[], float] = time.time, digests: CredentialDigests = PLAIN):
+                 clock: Callable[[], float] = time.time, digests: CredentialDigests = PLAIN,
+                 on_store_failure: Literal["open", "closed"] = "closed"):
         self.keys = ApiKeys(store, clock=clock, digests=digests)
+        self.on_store_failure = on_store_failure
         self.options, self.api, self.clock = options, api, clock
         self.static = dict(static or {})
         self.policies = frozenset(policies)
@@ -181,16 +186,18 @@ class ApiKeyAuthenticator:
         the store (and the keys_file)."""
         with self._lock:
             cached = self._records.get(key_id)
-        if cached is not None and time.monotonic() < cached[0]:
+        if cached is not None and self.clock() < cached[0]:
             return cached[1], cached[2]
-        started = time.monotonic()
+        started = self.clock()
         try:
-            stored = self.keys.get(key_id)
+            stored, revoked = self.keys.lookup(key_id)
         except StoreError:
             self._store_state(failing=True)
+            if cached is not None and self.on_store_failure == "open":
+                return cached[1], cached[2]  # the last known record, however old
             raise ServiceUnavailable("API keys cannot be checked now", retry_after=1) from None
         self._store_state(failing=False)
-        record = merge_static(self.static.get(key_id), stored)
+        record = merge_static(self.static.get(key_id), stored, revoked)
         identity = None if record is None else self._identity(record)
         if self.options.cache_ttl > 0:  # read before the store answered: never older than the TTL
             with self._lock:
@@ -216,7 +223,9 @@ class ApiKeyAuthenticator:
         if failing != self._failing:
             self._failing = failing
             if failing:
-                log.warning("apikey: the store is unavailable; API keys are refused with 503")
+                log.warning("apikey: the store is unavailable; API keys are %s",
+                            "served from the last record seen (unseen keys: 503)"
+                            if self.on_store_failure == "open" else "refused with 503")
             else:
                 log.info("apikey: the store is back")
 
@@ -233,13 +242,15 @@ def to_identity(record: KeyRecord, policies: tuple[str, ...]) -> Identity:
                     claims=MappingProxyType(claims), policies=tuple(policies))
 
 
-def merge_static(static: KeyRecord | None, stored: KeyRecord | None) -> KeyRecord | None:
-    """A keys_file key, revoked when the store holds its revocation (``keys revoke``)."""
+def merge_static(static: KeyRecord | None, stored: KeyRecord | None,
+                 revoked: float | None = None) -> KeyRecord | None:
+    """A keys_file key, revoked when the store holds its revocation (``keys revoke``: a
+    marker on every server, ``revoked``; or an older gateway's revoked copy)."""
     if static is None:
         return stored
-    if stored is not None and stored.revoked is not None:
-        return replace(static, revoked=stored.revoked)
-    return static
+    if revoked is None and stored is not None:
+        revoked = stored.revoked
+    return static if revoked is None else replace(static, revoked=revoked)
 
 
 # -- the static keys file ------------------------------------------------------------
@@ -333,7 +344,8 @@ def _build(options: ApiKeyOptions, build, api: ApiConfig) -> ApiKeyAuthenticator
                           lambda: static_keys(options, build.config))
     return ApiKeyAuthenticator(build.store, options, api.name, static=static,
                                policies=build.config.policies, clock=build.clock,
-                               digests=CredentialDigests.from_config(build.config))
+                               digests=CredentialDigests.from_config(build.config),
+                               on_store_failure=build.config.store.on_failure.store_credentials)
 
 
 register(Method("apikey", ApiKeyOptions, _build))

@@ -115,7 +115,7 @@ def _list(args) -> int:
     if unknown:
         return _error(f"no API {unknown[0]!r} in {config.source}", 2)
     keys, static = _keys(config), _static(config)
-    records = [merge_static(r, keys.get(r.id)) for r in static.values() if r.api in apis]
+    records = [merge_static(r, *keys.lookup(r.id)) for r in static.values() if r.api in apis]
     records += [r for api in apis for r in keys.list(api)]
     now = time.time()
     if args.json:
@@ -131,7 +131,7 @@ def _list(args) -> int:
 def _show(args) -> int:
     config = _config(args.config)
     keys, static = _keys(config), _static(config)
-    record = (merge_static(static[args.key_id], keys.get(args.key_id)) if args.key_id in static
+    record = (merge_static(static[args.key_id], *keys.lookup(args.key_id)) if args.key_id in static
               else keys.show(args.key_id))
     if record is None:
         return _error(f"no key {args.key_id}", 1)

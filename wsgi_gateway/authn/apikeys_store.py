@@ -19,6 +19,12 @@ keys that still work; ids of records gone from the store are pruned when listed.
 Authentication never reads the index. memcached is a cache: records themselves vanish
 when it restarts or evicts them (such a key is refused, never accepted): keys that must
 survive that belong in a ``keys_file``.
+
+A revocation is also a marker, ``apikey-revoked:<id>``, written to every store server
+(and the durable revocations file when configured) and read from all of them with the
+record: a ``keys_file`` key stays revoked when the node holding its revoked copy
+restarts, and a record that a node lost and another still holds unrevoked (a cluster
+node that was out) cannot undo it.
 """
 
 from __future__ import annotations
@@ -157,6 +163,10 @@ def record_key(key_id: str) -> str:
     return f"apikey:{key_id}"
 
 
+def revoked_marker(key_id: str) -> str:
+    return f"apikey-revoked:{key_id}"
+
+
 def index_key(api: str) -> str:
     return f"apikey-index:{api}"
 
@@ -173,8 +183,20 @@ class ApiKeys:
         self.store, self.clock, self.digests = store, clock, digests
 
     def get(self, key_id: str) -> KeyRecord | None:
-        """The stored record of ``key_id``, or None."""
-        return KeyRecord.decode(self.store.get(record_key(key_id)))
+        """The stored record of ``key_id`` (revoked when any server holds its revocation
+        marker), or None."""
+        return self.lookup(key_id)[0]
+
+    def lookup(self, key_id: str) -> tuple[KeyRecord | None, float | None]:
+        """The stored record of ``key_id`` (revoked when any copy of its marker says so)
+        and the marker's revocation time, in one ``get_many`` per store server."""
+        found = self.store.get_everywhere([record_key(key_id), revoked_marker(key_id)])
+        record = next((r for r in map(KeyRecord.decode, found.get(record_key(key_id), ())) if r),
+                      None)
+        revoked = revocation_time(found.get(revoked_marker(key_id), ()))
+        if record is not None and revoked is not None and record.revoked is None:
+            record = replace(record, revoked=revoked)
+        return record, revoked
 
     def create(self, api: str, *, policies: Iterable[str] = (), meta: Mapping[str, str] | None = None,
                expires_in: float | None = None, subject: str | None = None,
@@ -206,18 +228,22 @@ class ApiKeys:
         return sorted(records, key=lambda r: r.created)
 
     def revoke(self, key_id: str) -> KeyRecord | None:
-        """Revoke ``key_id`` now: refused on every worker within the cache TTL (≤ 1 s)."""
+        """Revoke ``key_id`` now: refused on every worker within the cache TTL (≤ 1 s).
+        None when the store has no such key (no marker is written then)."""
         now = self.clock()
+        raw, _token = self.store.gets(record_key(key_id))
+        if KeyRecord.decode(raw) is None:
+            return None
+        self.store.set_everywhere(revoked_marker(key_id), repr(now).encode(), RETAIN)
         return self._update(key_id, lambda r: r if r.revoked else replace(r, revoked=now))
 
     def revoke_static(self, record: KeyRecord) -> KeyRecord:
-        """Revoke a keys_file key: a revoked copy in the store, which the method checks.
-
-        The copy lives as long as the store keeps it; remove the key from the file too.
-        """
+        """Revoke a keys_file key: a marker on every store server (and in the revocations
+        file), which the method checks. It lives ``FOREVER``; remove the key from the
+        file too."""
         revoked = replace(record, revoked=self.clock())
-        if not self.store.add(record_key(record.id), revoked.encode(), self._ttl(revoked)):
-            return self.revoke(record.id) or revoked
+        self.store.set_everywhere(revoked_marker(record.id), repr(revoked.revoked).encode(),
+                                  FOREVER)
         return revoked
 
     def rotate(self, key_id: str, *, grace: float,
@@ -290,6 +316,19 @@ class ApiKeys:
         if record.expires is None:
             return FOREVER
         return max(record.expires - now, 0.0) + RETAIN
+
+
+def revocation_time(copies) -> float | None:
+    """The earliest revocation among a marker's copies (None: not revoked)."""
+    times = []
+    for raw in copies:
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        if math.isfinite(value) and value >= 0:
+            times.append(value)
+    return min(times, default=None)
 
 
 def _ids(raw: bytes | None) -> list[str]:

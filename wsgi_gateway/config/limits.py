@@ -24,6 +24,11 @@ class LimitsConfig:
     window boundary. ``leased`` (opt-in) takes ``lease`` units at a time from the
     store per worker: fewer round trips, never over the limit, but up to
     ``workers × (lease − 1)`` requests per window may go unused.
+
+    ``refused: free`` (the default) gives a refused request's slot back, so windows count
+    served requests and a client above its limit is served the limit; ``counted`` is a
+    penalty mode: refused requests count too, and a client must slow down below its
+    limit to be served again (with ``sliding``, a client that never does stays refused).
     """
 
     algorithm: Literal["sliding", "fixed"] = "sliding"
@@ -32,7 +37,7 @@ class LimitsConfig:
     headers: Literal["both", "rate", "quota", "off"] = "both"
     quota_status: Literal[429, 403] = 429            # Tyk answers an exceeded quota with 403
     quota_renewal: Literal["calendar", "first_use"] = "calendar"
-    on_store_failure: Literal["open", "closed"] = "open"  # open: serve without limits
+    refused: Literal["free", "counted"] = "free"
 
     def __post_init__(self):
         if not 2 <= self.lease <= 1000:
@@ -48,10 +53,34 @@ class SessionsConfig:
     touch_interval: float = _duration(60.0)  # last_seen is written at most this often
     ttl: float = _duration(30 * 86400.0)     # a session record lives this long after last use
     header: str | None = None                # inject the session ID upstream, e.g. X-Session-Id
-    on_store_failure: Literal["open", "closed"] = "closed"  # closed: 503 when revocation cannot be checked
 
     def __post_init__(self):
         if not 0 < self.cache_ttl <= 1.0:
             raise ValueError("cache_ttl must be within (0, 1s]: revocation must land within a second")
         if self.header is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", self.header):
             raise ValueError("header must be a header name like X-Session-Id")
+
+
+Failure = Literal["open", "closed"]
+
+
+@dataclass(frozen=True)
+class StoreFailureConfig:
+    """What each concern does while the store fails (``store.on_failure``).
+
+    One rule throughout: **open** (serve, and log) where nothing is lost that the store
+    alone knows and identity does not depend on it; **closed** (503 with Retry-After)
+    where the identity itself lives in the store.
+    """
+
+    rate_limits: Failure = "open"        # served without rate limits
+    quotas: Failure = "open"             # served without quotas
+    revocation_checks: Failure = "open"  # self-contained credentials (JWT, introspection,
+                                         # basic, mTLS, ...): verified without the store
+    store_credentials: Failure = "closed"  # gateway-issued API keys: the record is the identity
+
+    def summary(self) -> str:
+        """The start-up log line's matrix."""
+        return ", ".join(f"{name.replace('_', ' ')} {getattr(self, name)}"
+                         for name in self.__dataclass_fields__) + \
+            ", introspection cache open (the provider is asked)"

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from .limits import LimitsConfig, SessionsConfig
+from .limits import LimitsConfig, SessionsConfig, StoreFailureConfig
 from .policies import PolicyConfig
 from .providers import ProviderConfig
 from .secrets import Secret, resolve_secret
@@ -68,6 +68,17 @@ def _servers(node: object, where: Where) -> tuple[tuple[str, int], ...]:
     return tuple(_host_port(item) for item in node)
 
 
+def _revocations_file(node: object, where: Where) -> str:
+    """The durable revocations file (relative to the config); its directory must exist,
+    the file is created by the first ``sessions revoke`` / ``keys revoke``."""
+    if not isinstance(node, str) or not node:
+        raise ValueError(f"expected a file path, got {node!r}")
+    path = (where.base_dir / node).resolve()
+    if not path.parent.is_dir():
+        raise ValueError(f"the directory of revocations_file {node!r} does not exist")
+    return str(path)
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     """Where sessions and counters live.
@@ -84,6 +95,9 @@ class StoreConfig:
     timeout: float = _duration(default=0.1)          # per operation
     retry_after: float = _duration(default=1.0)      # a failed server is skipped this long
     max_items: int = 100_000           # memory backend: bound, least recently used evicted
+    on_failure: StoreFailureConfig = StoreFailureConfig()  # the degraded-mode matrix
+    # revocations also appended here, so they survive a restart of every memcached
+    revocations_file: str | None = field(default=None, metadata={"parse": _revocations_file})
 
     def __post_init__(self):
         if self.backend == "memcached" and not self.servers:

@@ -5,6 +5,11 @@ result is the request's number in the window, so admitting ``n <= limit`` is exa
 under any concurrency. Leased: a worker takes ``lease`` numbers at once and hands them
 out locally; a number above the limit is refused, so a lease never over-admits, but
 numbers a worker leased and did not use by the window's end are lost.
+
+A refused request gives its number back (``give_back``: one ``decr``), so a window
+counts the requests it served, never the ones it refused: a client that keeps asking
+above its limit is still served the limit (the sliding estimate would otherwise never
+fall back under it). A leased worker gives back the rest of its lease with it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ class ExactCounter:
     def next(self, key: str, ttl: float) -> int:
         return self.store.incr(key, ttl=ttl)
 
+    def give_back(self, key: str, number: int) -> None:
+        """The request holding ``number`` was refused: it no longer counts."""
+        self.store.decr(key, 1)
+
 
 class LeasedCounter:
     """Numbers leased ``lease`` at a time from the store, handed out by this worker."""
@@ -46,6 +55,14 @@ class LeasedCounter:
         with self._lock:
             self._leases[key] = [last - self.lease + 2, last]
         return last - self.lease + 1
+
+    def give_back(self, key: str, number: int) -> None:
+        """The request holding ``number`` was refused: it and the rest of this worker's
+        lease (every later number is refused too) go back to the store."""
+        with self._lock:
+            lease = self._leases.pop(key, None)
+        unused = lease[1] - lease[0] + 1 if lease is not None and lease[0] <= lease[1] else 0
+        self.store.decr(key, unused + 1)
 
 
 class PreviousWindows:

@@ -1,8 +1,10 @@
 """The store-backed Limiter: rate limits and quotas from the request's merged policies.
 
-Steady state costs at most two store round trips: one ``incr`` for the rate window and
-one for the quota period (the previous window's count is read once per window and
-kept). Counters key on the session ID, so they follow an identity across token
+Steady state costs at most two store round trips per served request: one ``incr`` for
+the rate window and one for the quota period (the previous window's count is read once
+per window and kept). A refused request then costs one ``decr`` per counter it took,
+giving its slot back (unless ``limits.refused: counted``): windows count served
+requests only, so a client above its limit is served the limit, not locked out. Counters key on the session ID, so they follow an identity across token
 re-issue; anonymous requests key on the client address.
 """
 
@@ -13,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ..config.limits import LimitsConfig
+from ..config.limits import LimitsConfig, StoreFailureConfig
 from ..config.policies import PolicyConfig, most_permissive
 from ..config.units import Rate
 from ..errors import Forbidden, ServiceUnavailable, StoreError, TooManyRequests
@@ -54,12 +56,15 @@ class StoreLimiter:
     :param policies: the config's policies by name.
     :param default_policy: the API's policy when the rules assigned none.
     :param clock: wall-clock seconds.
+    :param on_failure: open or closed per concern while the store fails.
     """
 
     def __init__(self, store: Store, config: LimitsConfig, api: str,
                  policies: Mapping[str, PolicyConfig], *, default_policy: str | None = None,
-                 clock: Callable[[], float] = time.time, keys: Mapping[str, object] | None = None):
+                 clock: Callable[[], float] = time.time, keys: Mapping[str, object] | None = None,
+                 on_failure: StoreFailureConfig = StoreFailureConfig()):
         self.store, self.config, self.api = store, config, api
+        self.on_failure = on_failure
         self.policies = policies
         self.default = (default_policy,) if default_policy else ()
         self.clock = clock
@@ -85,11 +90,7 @@ class StoreLimiter:
         subject = ctx.session_id or f"addr:{request.remote_addr or '-'}"
         if limits.key is not None:
             subject = self.keys[limits.key].subject(ctx, request) or subject
-        try:
-            verdicts = self._count(limits, subject, ctx)
-        except StoreError:
-            return self._store_failed(ctx)
-        self._recovered()
+        verdicts = self._count(limits, subject, ctx)
         ctx.extras["limits"] = verdicts
         headers = rate_limit_headers(verdicts, self.config.headers, self.clock())
         for verdict in verdicts:
@@ -99,34 +100,60 @@ class StoreLimiter:
 
     def _count(self, limits: MergedLimits, subject: str, ctx) -> list[Verdict]:
         now = self.clock()
-        verdicts = []
-        if limits.rate is not None:
-            verdicts.append(self._rate(limits.rate, subject, now))
-            if not verdicts[-1].allowed:
-                return verdicts  # a refused request does not spend quota
-        if limits.quota is not None:
-            verdicts.append(self._quota(limits.quota, subject, now, ctx))
+        verdicts: list[Verdict] = []
+        taken: list[tuple[str, int]] = []  # (counter key, number) this request holds
+        failed = False
+        for kind, rate in (("rate", limits.rate), ("quota", limits.quota)):
+            if rate is None:
+                continue
+            try:
+                verdict, key, number = (self._rate(rate, subject, now) if kind == "rate"
+                                        else self._quota(rate, subject, now, ctx))
+            except StoreError:
+                failed = True
+                refusal = self._store_failed(ctx, kind)
+                if refusal is not None:  # this concern fails closed
+                    self._give_back(taken)
+                    raise refusal from None
+                continue
+            verdicts.append(verdict)
+            taken.append((key, number))
+            if not verdict.allowed:  # a refused request spends neither rate nor quota
+                self._give_back(taken)
+                break
+        if not failed:
+            self._recovered()
         return verdicts
 
-    def _rate(self, rate: Rate, subject: str, now: float) -> Verdict:
+    def _give_back(self, taken: list[tuple[str, int]]) -> None:
+        if self.config.refused == "counted":
+            return  # the penalty mode: refused requests count against the window
+        for key, number in taken:
+            try:
+                self.counter.give_back(key, number)
+            except StoreError:
+                return  # the counter stays one high: stricter, never looser
+
+    def _rate(self, rate: Rate, subject: str, now: float) -> tuple[Verdict, str, int]:
         window = Window.at(now, rate.period)
         base = f"rl:{self.api}:{subject}:{rate.period:g}"
         sliding = self.config.algorithm == "sliding"
-        current = self.counter.next(f"{base}:{window.index}", window.counter_ttl(sliding))
+        key = f"{base}:{window.index}"
+        current = self.counter.next(key, window.counter_ttl(sliding))
         used: float = current
         if sliding:
             previous = self.previous.count(f"{base}:{window.index - 1}", window.resets_in + 1)
             used = sliding_count(previous, current, window)
-        return Verdict("rate", rate.count, rate.period, used, window.resets_in)
+        return Verdict("rate", rate.count, rate.period, used, window.resets_in), key, current
 
-    def _quota(self, quota: Rate, subject: str, now: float, ctx) -> Verdict:
+    def _quota(self, quota: Rate, subject: str, now: float, ctx) -> tuple[Verdict, str, int]:
         anchor = 0.0
         if self.config.quota_renewal == "first_use":
             anchor = float((ctx.extras.get("session") or {}).get("created", 0.0))
         window = Window.at(now, quota.period, anchor)
         key = f"q:{self.api}:{subject}:{quota.period:g}:{int(anchor)}:{window.index}"
         used = self.counter.next(key, window.counter_ttl(False))
-        return Verdict("quota", quota.count, quota.period, used, window.resets_in)
+        return Verdict("quota", quota.count, quota.period, used, window.resets_in), key, used
 
     def _refusal(self, verdict: Verdict, headers: list[tuple[str, str]]):
         extra = dict(headers)
@@ -138,16 +165,20 @@ class StoreLimiter:
         detail = f"the rate limit of {verdict.limit} requests per {verdict.period:g}s is reached"
         return TooManyRequests(detail, retry_after=verdict.retry_after, headers=extra)
 
-    def _store_failed(self, ctx) -> list[tuple[str, str]]:
+    def _store_failed(self, ctx, kind: str) -> ServiceUnavailable | None:
+        """A counter could not be read: serve without it (open) or answer 503 (closed),
+        as ``store.on_failure`` says for rate limits and quotas."""
+        mode = self.on_failure.rate_limits if kind == "rate" else self.on_failure.quotas
         if not self._failing:
             self._failing = True
-            log.warning("limits: the store is unavailable; requests are %s",
-                        "served without limits" if self.config.on_store_failure == "open"
-                        else "refused with 503")
-        ctx.record("limits", self.api, "store unavailable", self.config.on_store_failure)
-        if self.config.on_store_failure == "closed":
-            raise ServiceUnavailable("rate limits cannot be checked now", retry_after=1)
-        return []
+            log.warning("limits: the store is unavailable; rate limits are %s, quotas %s",
+                        *(("not applied" if m == "open" else "refused with 503")
+                          for m in (self.on_failure.rate_limits, self.on_failure.quotas)))
+        ctx.record("limits", self.api, f"store unavailable ({kind})", mode)
+        if mode == "closed":
+            return ServiceUnavailable(f"{'rate limits' if kind == 'rate' else 'quotas'} "
+                                      "cannot be checked now", retry_after=1)
+        return None
 
     def _recovered(self) -> None:
         if self._failing:

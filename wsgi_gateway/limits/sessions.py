@@ -7,6 +7,16 @@ markers, in one ``get_many``: a revoked session is refused on every worker withi
 second. Limits are never stored in it: they are computed from the current policies on
 every request, so a changed policy applies at once to existing sessions.
 
+Revocation markers are written to every store server (``set_everywhere``, and to the
+durable revocations file when one is configured) and read from all of them
+(``get_everywhere``, one ``get_many`` per server that also carries the session record):
+a revocation holds as long as one copy does, so one node's restart or eviction does not
+undo it.
+
+While the store fails, ``store.on_failure`` decides: ``revocation_checks`` for
+self-contained credentials (a verified JWT proves its identity without the store),
+``store_credentials`` for identities that live in the store (gateway-issued API keys).
+
 Revoking refuses every credential issued before the revocation (by ``iat``; a
 credential without ``iat`` is refused until the marker expires). Credentials issued
 later work again: revocation ends sessions, not identities (use the IdP for that).
@@ -23,13 +33,14 @@ from typing import Any
 
 from cachetools import TTLCache
 
-from ..config.limits import SessionsConfig
+from ..config.limits import SessionsConfig, StoreFailureConfig
 from ..errors import InvalidToken, ServiceUnavailable, StoreError
 from ..store.base import Store
 from ..store.keys import digest_key
 
 log = logging.getLogger("wsgi_gateway.sessions")
 REVOCATION_TTL = 30 * 86400.0
+STORE_METHODS = frozenset({"apikey"})  # methods whose identity is a record in the store
 
 
 def session_key(session_id: str) -> str:
@@ -49,13 +60,16 @@ class Sessions:
 
     :param store: the gateway's store.
     :param config: cache TTL, touch interval, failure behaviour.
-    :param clock: wall-clock seconds.
+    :param clock: seconds: records' times, and how long this worker trusts its copy.
+    :param on_failure: open or closed per kind of credential while the store fails.
     """
 
     def __init__(self, store: Store, config: SessionsConfig, *,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 on_failure: StoreFailureConfig = StoreFailureConfig()):
         self.store, self.config, self.clock = store, config, clock
-        self._cache: TTLCache = TTLCache(maxsize=10_000, ttl=config.cache_ttl, timer=time.monotonic)
+        self.on_failure = on_failure
+        self._cache: TTLCache = TTLCache(maxsize=10_000, ttl=config.cache_ttl, timer=clock)
         self._lock = threading.Lock()
         self._failing = False
 
@@ -67,7 +81,7 @@ class Sessions:
         try:
             record, revoked_at = self._load(session_id, identity)
         except StoreError:
-            return self._store_failed(ctx)
+            return self._store_failed(ctx, identity.method)
         self._recovered()
         if revoked_at is not None:
             issued = identity.claims.get("iat") if identity.claims else None
@@ -82,11 +96,11 @@ class Sessions:
             return cached
         keys = [session_key(session_id), revoked_key(session_id),
                 identity_revoked_key(identity.issuer, identity.subject)]
-        found = self.store.get_many(keys)
-        record = _decode(found.get(keys[0]))
+        found = self.store.get_everywhere(keys)
+        record = _newest(found.get(keys[0], ()))
         if record is None:
             record = self._create(session_id, identity)
-        marks = [float(found[k]) for k in keys[1:] if _is_number(found.get(k))]
+        marks = [float(v) for k in keys[1:] for v in found.get(k, ()) if _is_number(v)]
         result = (record, max(marks) if marks else None)
         with self._lock:
             self._cache[session_id] = result
@@ -121,31 +135,37 @@ class Sessions:
             if entry is not None:
                 self._cache[session_id] = (record, entry[1])
 
-    def revoke(self, session_id: str) -> None:
-        """Refuse the session's credentials issued until now, on every worker within 1 s."""
-        self.store.set(revoked_key(session_id), repr(self.clock()).encode(), REVOCATION_TTL)
+    def revoke(self, session_id: str) -> int:
+        """Refuse the session's credentials issued until now, on every worker within 1 s.
+        Returns how many store servers hold the marker."""
+        return self.store.set_everywhere(revoked_key(session_id), repr(self.clock()).encode(),
+                                         REVOCATION_TTL)
 
-    def revoke_identity(self, issuer: str, subject: str) -> None:
+    def revoke_identity(self, issuer: str, subject: str) -> int:
         """The same for every session of one identity (every client, every API)."""
-        self.store.set(identity_revoked_key(issuer, subject), repr(self.clock()).encode(),
-                       REVOCATION_TTL)
+        return self.store.set_everywhere(identity_revoked_key(issuer, subject),
+                                         repr(self.clock()).encode(), REVOCATION_TTL)
 
     def show(self, session_id: str) -> dict[str, Any] | None:
         """The stored record, with its revocation time if any (for the CLI)."""
-        found = self.store.get_many([session_key(session_id), revoked_key(session_id)])
-        record = _decode(found.get(session_key(session_id)))
-        if record is not None and _is_number(found.get(revoked_key(session_id))):
-            record["revoked_at"] = float(found[revoked_key(session_id)])
+        found = self.store.get_everywhere([session_key(session_id), revoked_key(session_id)])
+        record = _newest(found.get(session_key(session_id), ()))
+        marks = [float(v) for v in found.get(revoked_key(session_id), ()) if _is_number(v)]
+        if record is not None and marks:
+            record["revoked_at"] = max(marks)
         return record
 
-    def _store_failed(self, ctx) -> dict[str, Any] | None:
+    def _store_failed(self, ctx, method: str) -> dict[str, Any] | None:
+        concern = "store_credentials" if method in STORE_METHODS else "revocation_checks"
+        mode = getattr(self.on_failure, concern)
         if not self._failing:
             self._failing = True
-            log.warning("sessions: the store is unavailable; requests are %s",
-                        "served without session checks" if self.config.on_store_failure == "open"
-                        else "refused with 503")
-        ctx.record("sessions", "-", "store unavailable", self.config.on_store_failure)
-        if self.config.on_store_failure == "closed":
+            log.warning("sessions: the store is unavailable; revocation checks are %s, "
+                        "store credentials %s",
+                        *(("skipped (served)" if m == "open" else "refused with 503") for m in
+                          (self.on_failure.revocation_checks, self.on_failure.store_credentials)))
+        ctx.record("sessions", "-", f"store unavailable ({concern.replace('_', ' ')})", mode)
+        if mode == "closed":
             raise ServiceUnavailable("sessions cannot be checked now", retry_after=1)
         return None
 
@@ -157,6 +177,14 @@ class Sessions:
 
 def _encode(record: dict[str, Any]) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode()
+
+
+def _newest(copies) -> dict[str, Any] | None:
+    """The most recently used of a record's copies (a node that was out and came back
+    may hold an older one)."""
+    records = [r for r in map(_decode, copies) if r is not None]
+    return max(records, key=lambda r: r.get("last_seen", 0) if isinstance(
+        r.get("last_seen", 0), (int, float)) else 0, default=None)
 
 
 def _decode(raw: bytes | None) -> dict[str, Any] | None:

@@ -43,6 +43,25 @@ class Store(Protocol):
         """
         ...
 
+    def decr(self, key: str, delta: int = 1) -> int | None:
+        """Atomically subtract ``delta`` (never below 0); the new value, None when absent.
+
+        How a refused request gives back the slot its ``incr`` took.
+        """
+        ...
+
+    def set_everywhere(self, key: str, value: bytes, ttl: float) -> int:
+        """Store on every server of a cluster (and in the durable revocations file, when
+        one is configured): for markers whose loss would open a door (revocations).
+        Returns how many servers kept it; StoreError when none did."""
+        ...
+
+    def get_everywhere(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
+        """Each key's values as every server that answered holds them (plus the durable
+        file's), in one ``get_many`` per server: the caller decides (a revocation counts
+        if any copy says so). StoreError only when no server answered."""
+        ...
+
     def gets(self, key: str) -> tuple[bytes | None, object | None]:
         """The value and a compare-and-set token (both None when absent)."""
         ...

@@ -15,24 +15,41 @@ hashing). Design points, each from a fault seen in the field:
   ``retry_attempts=0`` and ``dead_timeout``): while every server is out, calls fail
   at once instead of each waiting for a timeout. In a cluster, a lost node's keys
   move to the others until it returns.
+- **A broken connection is retried once, at once.** After memcached restarts, the first
+  call on each worker's old socket reads end-of-file; that call is repeated once on a
+  new connection, so a restart costs no client a 503. A timeout (a frozen server) is
+  never retried: the breaker bounds it.
+- **Markers everywhere.** ``set_everywhere`` writes a key to every server and
+  ``get_everywhere`` reads it from every server (one ``get_many`` per server): a
+  revocation survives the loss of any node but the last. The same read carries a
+  sentinel key per server: a server that answers without it holds no gateway data (it
+  started, restarted, or was flushed), which is logged once and the sentinel put back.
 - **One error type.** Any failure is raised as StoreError.
+
+The per-server calls use two attributes of pymemcache 4's HashClient (``clients`` and
+its dead-server bookkeeping, ``_dead_clients`` / ``_safely_run_func``), so a failed
+server is skipped by the same breaker; setup.cfg pins pymemcache below 5.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from pymemcache.client.hash import HashClient
-from pymemcache.exceptions import MemcacheError
+from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
 
 from ..errors import StoreError
 from .keys import store_key
 
 _RELATIVE_LIMIT = 30 * 86400  # memcached reads a larger expiry as a Unix timestamp
+SENTINEL = "store-alive"       # on every server; missing: the server lost its data
+SENTINEL_TTL = 30 * 86400.0
+log = logging.getLogger("wsgi_gateway.store")
 
 
 class MemcachedStore:
@@ -64,53 +81,123 @@ class MemcachedStore:
     def _key(self, key: str) -> str:
         return store_key(self._ns, key)
 
-    def get(self, key: str) -> bytes | None:
+    def _call(self, op: Callable[[HashClient], object]):
+        """``op(client)``, repeated once at once when the connection turns out broken
+        (a restarted server: the old socket reads end-of-file); errors as StoreError."""
         with _mapped_errors():
-            return self._client.get(self._key(key))
+            try:
+                return op(self._client)
+            except MemcacheUnexpectedCloseError:  # pymemcache closed the socket: reconnects
+                return op(self._client)
+
+    def get(self, key: str) -> bytes | None:
+        return self._call(lambda c: c.get(self._key(key)))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted = {self._key(key): key for key in keys}
         if not wanted:
             return {}
-        with _mapped_errors():
-            found = self._client.get_many(list(wanted))
+        found = self._call(lambda c: c.get_many(list(wanted)))
         return {wanted[full]: value for full, value in found.items()}
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
-        with _mapped_errors():
-            if not self._client.set(self._key(key), value, expire=_expire(ttl)):
-                raise StoreError("the store did not keep a write")
+        if not self._call(lambda c: c.set(self._key(key), value, expire=_expire(ttl))):
+            raise StoreError("the store did not keep a write")
 
     def add(self, key: str, value: bytes, ttl: float) -> bool:
-        with _mapped_errors():
-            return bool(self._client.add(self._key(key), value, expire=_expire(ttl)))
+        return bool(self._call(lambda c: c.add(self._key(key), value, expire=_expire(ttl))))
 
     def incr(self, key: str, delta: int = 1, *, ttl: float, initial: int = 0) -> int:
         full = self._key(key)
-        with _mapped_errors():
-            client = self._client
+
+        def count(client: HashClient) -> int | None:
             for _ in range(3):  # the key may be created, or expire, between two calls
                 value = client.incr(full, delta)
                 if value is not None:
                     return int(value)
                 if client.add(full, str(initial + delta).encode(), expire=_expire(ttl)):
                     return initial + delta
-        raise StoreError("a counter could not be incremented")
+            return None
+
+        value = self._call(count)
+        if value is None:
+            raise StoreError("a counter could not be incremented")
+        return value
+
+    def decr(self, key: str, delta: int = 1) -> int | None:
+        value = self._call(lambda c: c.decr(self._key(key), delta))
+        return None if value is None else int(value)
 
     def gets(self, key: str) -> tuple[bytes | None, object | None]:
-        with _mapped_errors():
-            value, token = self._client.gets(self._key(key))
+        value, token = self._call(lambda c: c.gets(self._key(key)))
         return value, token
 
     def cas(self, key: str, value: bytes, token: object, ttl: float) -> bool:
         if token is None:
             return False
-        with _mapped_errors():
-            return bool(self._client.cas(self._key(key), value, token, expire=_expire(ttl)))
+        return bool(self._call(lambda c: c.cas(self._key(key), value, token, expire=_expire(ttl))))
 
     def delete(self, key: str) -> bool:
-        with _mapped_errors():
-            return bool(self._client.delete(self._key(key)))
+        return bool(self._call(lambda c: c.delete(self._key(key))))
+
+    def set_everywhere(self, key: str, value: bytes, ttl: float) -> int:
+        full, expire = self._key(key), _expire(ttl)
+        kept = self._on_every_server(lambda c: c.set(full, value, expire=expire))
+        if not any(kept.values()):
+            raise StoreError("no store server kept the write")
+        return sum(1 for ok in kept.values() if ok)
+
+    def get_everywhere(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
+        wanted = {self._key(key): key for key in keys}
+        sentinel = self._key(SENTINEL)
+        answers = self._on_every_server(lambda c: c.get_many([*wanted, sentinel]))
+        if not any(answer is not None for answer in answers.values()):
+            raise StoreError("no store server answered")
+        found: dict[str, list[bytes]] = {}
+        for server, answer in answers.items():
+            if answer is None:
+                continue
+            if sentinel not in answer:
+                self._lost_data(server)
+            for full, value in answer.items():
+                if full in wanted:
+                    found.setdefault(wanted[full], []).append(value)
+        return found
+
+    def _on_every_server(self, op: Callable) -> dict[str, object]:
+        """``op(server_client)`` on each server, through HashClient's breaker: a server
+        that fails (or is left alone) answers None; the others are still asked."""
+        hashed = self._client
+        if hashed._dead_clients:
+            hashed._retry_dead()
+        results: dict[str, object] = {}
+        for name, client in hashed.clients.items():
+            results[name] = None
+            if client.server in hashed._dead_clients:
+                continue
+            for attempt in (1, 2):  # once more on a broken connection, as in _call
+                try:
+                    results[name] = hashed._safely_run_func(client, lambda: op(client), None)
+                    break
+                except MemcacheUnexpectedCloseError:
+                    continue
+                except (MemcacheError, OSError):
+                    break
+        return results
+
+    def _lost_data(self, server: str) -> None:
+        """A server without the sentinel holds none of the gateway's data: say so once
+        (the first worker to notice puts the sentinel back)."""
+        client = self._client.clients[server]
+        try:
+            added = client.add(self._key(SENTINEL), b"1", expire=_expire(SENTINEL_TTL), noreply=False)
+        except (MemcacheError, OSError):
+            return
+        if added:
+            log.warning("store: memcached %s holds no gateway data (it started, restarted or was "
+                        "flushed): its quota counters of the current period and session records "
+                        "are gone; revocations are read from the other servers and the "
+                        "revocations file", server)
 
     def ping(self) -> None:
         """Ask every server for its version; StoreError naming the first that fails."""

@@ -83,6 +83,27 @@ class MemoryStore:
                                                version=next(self._versions))
             return value
 
+    def decr(self, key: str, delta: int = 1) -> int | None:
+        full = store_key(self._ns, key)
+        with self._lock:
+            entry = self._live(full)
+            if entry is None:
+                return None
+            try:
+                value = max(0, int(entry.value) - delta)
+            except ValueError:
+                raise StoreError("cannot decrement a non-numeric value") from None
+            self._items[full] = entry._replace(value=str(value).encode(),
+                                               version=next(self._versions))
+            return value
+
+    def set_everywhere(self, key: str, value: bytes, ttl: float) -> int:
+        self.set(key, value, ttl)  # one process, one copy
+        return 1
+
+    def get_everywhere(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
+        return {key: [value] for key, value in self.get_many(keys).items()}
+
     def gets(self, key: str) -> tuple[bytes | None, object | None]:
         with self._lock:
             entry = self._live(store_key(self._ns, key))
