@@ -127,6 +127,11 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
     warnings = _lint(config, apis)
     ops = OpsEndpoints(router, prefix=config.ops.prefix,
                        readiness=lambda: ready_reasons(build.store, authenticators))
+    flows = build.resources.get("oidc_login_flows")
+    if flows:  # browser login's reserved paths (login, callback, logout, ...)
+        from .authn.oidc_login.routes import LoginRoutes
+
+        ops = LoginRoutes(ops, flows=flows)
     stack = RequestContextMiddleware(
         ops, request_id_header=config.request_id.header,
         trust_incoming=config.request_id.trust_incoming, access_log=config.logging.access_log)
