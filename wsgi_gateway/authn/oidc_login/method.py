@@ -9,6 +9,7 @@ navigation into the redirect to the provider (scripts keep the plain 401).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from types import MappingProxyType
 
@@ -114,7 +115,8 @@ def _flow(options: OidcLoginOptions, provider, routes: str, build) -> LoginFlow:
     id_provider = dataclasses.replace(provider, token_types=("id",), client_ids=(options.client_id,),
                                       clock_skew=options.clock_skew)
     verifier = Verifier(id_provider, key_source(provider, build), build.clock)
-    namespace = "oidc:" + sealer.digests.digest("oidc-namespace", routes + options.client_id)[:12]
+    # the same for every secret_key (a rotation keeps sessions), distinct per login client
+    namespace = "oidc:" + hashlib.sha256(f"{routes}\0{options.client_id}".encode()).hexdigest()[:12]
     client = OidcClient(options, provider, verifier, clock=build.clock)
     pending = PendingLogins(build.store, sealer, namespace, ttl=options.pending_ttl,
                             max_pending=options.pending_max, clock=build.clock)
