@@ -5,7 +5,7 @@ fake clock, a scripted browser. Each security property has its attack here; the
 from __future__ import annotations
 
 import base64
-import hashlib
+import json
 from urllib.parse import urlsplit
 
 import pytest
@@ -87,11 +87,27 @@ def test_the_store_holds_no_handle_and_no_plain_token(gw, idp):
     browser.login()
     handle = browser.cookie("__Host-gw-session")
     store = gw.app.store
-    items = {k: e.value for k, e in store._items.items()}  # the memory store's own table
+    items = {k: _readable(e.value) for k, e in store._items.items()}  # the memory store's table
     refresh = next(iter(idp.login.refresh))
     assert not any(handle in k or handle.encode() in v for k, v in items.items())
     assert not any(refresh.encode() in v for v in items.values())
     assert not any(b"eyJ" in v for v in items.values())  # no JWT (access or ID token) in clear
+
+
+def _readable(value: bytes) -> bytes:
+    """The value plus every base64 string inside it, decoded (what a thief could read)."""
+    out = [value]
+    try:
+        record = json.loads(value)
+    except ValueError:
+        return value
+    for member in (record.values() if isinstance(record, dict) else []):
+        if isinstance(member, str):
+            try:
+                out.append(base64.b64decode(member, validate=True))
+            except ValueError:
+                pass
+    return b"\n".join(out)
 
 
 @pytest.mark.parametrize("headers", [
@@ -175,7 +191,10 @@ def test_an_altered_state_is_refused(gw):
 
 def test_a_replayed_callback_is_refused(gw):
     browser, url = _signed_in_callback(gw)
+    login_cookie = browser.cookie("__Host-gw-login")
     assert browser.callback(url).status_code == 303
+    # even with the pre-login cookie it had (a double submit, or a thief holding both)
+    browser.client.set_cookie("__Host-gw-login", login_cookie, domain="gw.test")
     _no_session(browser.callback(url))
 
 
@@ -187,9 +206,10 @@ def test_a_callback_opened_in_another_browser_is_refused(gw):
 
 
 def test_a_late_callback_is_refused(gw, clock):
-    browser, url = _signed_in_callback(gw)
-    clock.advance(601)
-    _no_session(browser.callback(url))
+    browser = gw.browser()
+    authorize = browser.start()
+    clock.advance(601)  # the login started more than pending_ttl ago; the code itself is fresh
+    _no_session(browser.callback(browser.sign_in_at_idp(authorize)))
 
 
 def test_a_provider_error_is_a_page_not_a_session(gw):

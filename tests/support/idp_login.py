@@ -70,6 +70,7 @@ class _LoginState:
     wrong_nonce: bool = False
     id_token_overrides: dict[str, Any] = field(default_factory=dict)
     refuse_refresh: bool = False
+    reusable_codes: bool = False  # a broken provider: lets a mutant test reach the gateway's replay check
     refresh_delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -138,7 +139,8 @@ def _form(params, error: str = "") -> Response:
 def _code_grant(idp, client_id: str, request: Request) -> Response:
     code = request.form.get("code", "")
     with idp.login.lock:
-        grant = idp.login.codes.pop(code, None)  # single use
+        grant = idp.login.codes.get(code) if idp.login.reusable_codes else \
+            idp.login.codes.pop(code, None)  # single use
     if grant is None or grant.client_id != client_id or grant.expires < idp.clock():
         raise _error(400, "invalid_grant", "unknown, used or expired code")
     if request.form.get("redirect_uri") != grant.redirect_uri:
