@@ -548,3 +548,18 @@ def test_config_needs_a_secret_key(tmp_path, idp, monkeypatch):
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match="secret_key"):
         build_app(load_config(path), lambda e, s: [])
+
+
+def test_a_copy_read_before_logout_never_resurrects_the_session(tmp_path, idp, clock):
+    options = {"touch_interval": "500ms"}
+    a = LoginGateway(tmp_path, idp, clock, name="a", options=options)
+    b = LoginGateway(tmp_path, idp, clock, name="b", options=options, store=a.app.store)
+    browser = a.browser()
+    browser.login()
+    on_b = b.browser()
+    on_b.client.set_cookie("__Host-gw-session", browser.cookie("__Host-gw-session"), domain="gw.test")
+    assert on_b.post(ROUTES + "logout", headers={"Origin": PUBLIC}).status_code == 303
+    clock.advance(0.6)  # a's copy is still fresh and its last use is due to be written
+    browser.get("/app/x", headers=SCRIPT)
+    clock.advance(0.5)
+    assert browser.get("/app/x", headers=SCRIPT).status_code == 401

@@ -75,7 +75,14 @@ def _no_pkce(mp, gw, idp):
     mp.setattr(OidcClient, "_session", session)
 
 
+def _touch_without_cas(mp, gw, idp):
+    original = BrowserSessions._write
+    mp.setattr(BrowserSessions, "_write", lambda self, session, cas=None: original(self, session))
+
+
 MUTANTS = [
+    pytest.param(_touch_without_cas, "test_a_copy_read_before_logout_never_resurrects_the_session",
+                 id="a stale copy rewrites an ended session"),
     pytest.param(_no_binding_check, "test_a_callback_opened_in_another_browser_is_refused",
                  id="state not bound to the browser"),
     pytest.param(_no_replay_check, "test_a_replayed_callback_is_refused", id="callback replayable"),

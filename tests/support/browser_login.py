@@ -164,3 +164,31 @@ def query(url: str) -> dict[str, str]:
 def problem(response) -> dict:
     assert response.headers["Content-Type"] == "application/problem+json", response.headers
     return json.loads(response.get_data())
+
+
+# -- over real HTTP (gunicorn) ----------------------------------------------------------------
+
+def e2e_config(idp: TestIdP, public: str, *, memcached: str | None, options: dict | None = None) -> str:
+    """A gateway config file (YAML text) for ``wsgi-gateway serve`` behind ``public``."""
+    store = {"backend": "memcached", "servers": [memcached], "timeout": "250ms"} if memcached \
+        else {"backend": "memory"}
+    config = gateway_config(idp, public=public, store=store,
+                            options={"secure_cookies": False, **(options or {})})
+    config["app"] = "contrib.demo.echo:app"
+    return yaml.safe_dump(config)
+
+
+def http_sign_in(public: str, user: str = "alice", path: str = "/app/page") -> requests.Session:
+    """Sign in with plain HTTP requests (as a browser would, minus JavaScript)."""
+    http = requests.Session()
+    first = http.get(public + path, headers=NAV, allow_redirects=False, timeout=5)
+    assert first.status_code == 302, first.text
+    form = http.get(first.headers["Location"], timeout=5)
+    params = dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', form.text))
+    params = {k: v.replace("&amp;", "&") for k, v in params.items()}
+    done = http.post(first.headers["Location"].split("?")[0],
+                     data={**params, "username": user, "password": f"{user}-password"},
+                     allow_redirects=False, timeout=5)
+    back = http.get(done.headers["Location"], headers=NAV, allow_redirects=False, timeout=5)
+    assert back.status_code == 303, back.text
+    return http

@@ -203,7 +203,7 @@ class LoginFlow:
                 return session
             raise SessionUnavailable("the identity provider cannot be reached to renew your "
                                      "session; try again shortly") from None
-        return self.sessions.update_tokens(session, tokens, claims)
+        return self.sessions.update_tokens(session, tokens, claims)  # None: logged out meanwhile
 
     # -- logout --------------------------------------------------------------------
     def logout(self, request: Request) -> Response:

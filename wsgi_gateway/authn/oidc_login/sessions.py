@@ -21,7 +21,7 @@ import json
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -53,6 +53,7 @@ class Session:
     tokens: Tokens
     created: float
     last_seen: float
+    cas: object = field(default=None, compare=False)  # the store's token as read, if any
 
     @property
     def subject(self) -> str:
@@ -103,9 +104,7 @@ class BrowserSessions:
         if cached is not None and now - cached[1] < self.cache_ttl:
             session = cached[0]
         else:
-            found = self.store.get_many(names) if len(names) > 1 else \
-                {names[0]: v for v in [self.store.get(names[0])] if v is not None}
-            session = next((self._decode(k, found[k]) for k in names if k in found), None)
+            session = self._read(names)
             with self._lock:
                 self._cache[names[0]] = (session, now)
         if session is None:
@@ -113,25 +112,38 @@ class BrowserSessions:
         if self.expired(session, now):
             self.end(session)
             return None
-        if now - session.last_seen >= self.touch_interval:
-            session = replace(session, last_seen=now)
-            self._write(session)
-            self._remember(session)
+        if now - session.last_seen >= self.touch_interval and session.cas is not None:
+            # compare-and-set: a copy read before a logout elsewhere never brings it back
+            touched = replace(session, last_seen=now, cas=None)
+            if self._write(touched, cas=session.cas):
+                self._remember(touched)
         return session
+
+    def _read(self, names: list[str]) -> Session | None:
+        raw, token = self.store.gets(names[0])
+        if raw is not None:
+            return self._decode(names[0], raw, token)
+        if len(names) == 1:
+            return None
+        found = self.store.get_many(names[1:])  # records named under a previous secret_key
+        return next((self._decode(k, found[k]) for k in names[1:] if k in found), None)
 
     def reload(self, session: Session) -> Session | None:
         """The session as the store has it now (after another worker's refresh)."""
-        raw = self.store.get(session.key)
-        fresh = self._decode(session.key, raw) if raw is not None else None
+        raw, token = self.store.gets(session.key)
+        fresh = self._decode(session.key, raw, token) if raw is not None else None
         self._remember(fresh, key=session.key)
         return fresh
 
     def update_tokens(self, session: Session, tokens: Tokens,
-                      claims: Mapping[str, Any] | None = None) -> Session:
-        """Store refreshed tokens (and claims from a new ID token)."""
-        updated = replace(session, tokens=tokens, claims=MappingProxyType(dict(claims))
+                      claims: Mapping[str, Any] | None = None) -> Session | None:
+        """Store refreshed tokens (and claims from a new ID token); None when the session
+        was ended meanwhile (a logout during the refresh wins)."""
+        updated = replace(session, tokens=tokens, cas=None, claims=MappingProxyType(dict(claims))
                           if claims is not None else session.claims)
-        self._write(updated)
+        if not self._write(updated, cas=session.cas):
+            self._remember(None, key=session.key)
+            return None
         self._remember(updated)
         return updated
 
@@ -165,23 +177,27 @@ class BrowserSessions:
     def _key(self, digest: str) -> str:
         return f"{self.ns}:s:{digest}"
 
-    def _write(self, session: Session) -> None:
+    def _write(self, session: Session, cas: object = None) -> bool:
         t = session.tokens
         secret = json.dumps([t.access_token, t.refresh_token, t.id_token]).encode()
         record = {"claims": dict(session.claims), "created": session.created,
                   "last_seen": session.last_seen, "access_expires": t.access_expires,
                   "tokens": base64.b64encode(self.sealer.seal(secret, session.key)).decode()}
         remaining = min(self.idle, self.absolute - (self.clock() - session.created))
-        self.store.set(session.key, json.dumps(record).encode(), max(remaining, 1) + 5)
+        value, ttl = json.dumps(record).encode(), max(remaining, 1) + 5
+        if cas is not None:
+            return self.store.cas(session.key, value, cas, ttl)
+        self.store.set(session.key, value, ttl)
+        return True
 
-    def _decode(self, key: str, raw: bytes) -> Session | None:
+    def _decode(self, key: str, raw: bytes, cas: object = None) -> Session | None:
         try:
             record = json.loads(raw)
             access, refresh, id_token = json.loads(
                 self.sealer.open(base64.b64decode(record["tokens"]), key))
             tokens = Tokens(access, refresh, id_token, record["access_expires"])
             return Session(key, MappingProxyType(record["claims"]), tokens,
-                           float(record["created"]), float(record["last_seen"]))
+                           float(record["created"]), float(record["last_seen"]), cas)
         except (Unsealable, ValueError, KeyError, TypeError):
             return None  # unreadable or moved: as if absent (the browser signs in again)
 
