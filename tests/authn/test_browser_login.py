@@ -563,3 +563,40 @@ def test_a_copy_read_before_logout_never_resurrects_the_session(tmp_path, idp, c
     browser.get("/app/x", headers=SCRIPT)
     clock.advance(0.5)
     assert browser.get("/app/x", headers=SCRIPT).status_code == 401
+
+
+def _session_entry(gw):
+    store = gw.app.store
+    key = next(k for k in store._items if ":s:" in k and not k.endswith(":lease"))
+    return store, key
+
+
+def test_a_session_record_edited_in_the_store_is_refused(gw, clock):
+    browser = gw.browser()
+    browser.login(user="bob")
+    store, key = _session_entry(gw)
+    entry = store._items[key]
+    try:  # what a writer to memcached would try: make bob an admin
+        record = json.loads(entry.value)
+        record["claims"]["groups"] = ["admins"]
+        edited = json.dumps(record).encode()
+    except ValueError:
+        edited = entry.value[:-1] + bytes([entry.value[-1] ^ 1])
+    store._items[key] = entry._replace(value=edited)
+    clock.advance(1.01)  # past the worker's copy
+    response = browser.get("/app/x", headers=SCRIPT)
+    assert response.status_code == 401
+    assert gw.identity is None or "admins" not in (gw.identity.claims.get("groups") or [])
+
+
+def test_a_sealed_record_copied_under_another_name_does_not_open(gw, clock):
+    alice, bob = gw.browser(), gw.browser()
+    alice.login()
+    bob.login(user="bob")
+    store = gw.app.store
+    keys = [k for k in store._items if ":s:" in k and not k.endswith(":lease")]
+    values = {k: store._items[k] for k in keys}
+    store._items[keys[1]] = values[keys[1]]._replace(value=values[keys[0]].value)
+    store._items[keys[0]] = values[keys[0]]._replace(value=values[keys[1]].value)
+    clock.advance(1.01)
+    assert [b.get("/app/x", headers=SCRIPT).status_code for b in (alice, bob)] == [401, 401]

@@ -80,6 +80,12 @@ def _touch_without_cas(mp, gw, idp):
     mp.setattr(BrowserSessions, "_write", lambda self, session, cas=None: original(self, session))
 
 
+def _unbound_sealing(mp, gw, idp):
+    seal, open_ = Sealer.seal, Sealer.open
+    mp.setattr(Sealer, "seal", lambda self, p, bound_to: seal(self, p, ""))
+    mp.setattr(Sealer, "open", lambda self, s, bound_to: open_(self, s, ""))
+
+
 MUTANTS = [
     pytest.param(_touch_without_cas, "test_a_copy_read_before_logout_never_resurrects_the_session",
                  id="a stale copy rewrites an ended session"),
@@ -109,6 +115,10 @@ MUTANTS = [
     pytest.param(lambda mp, gw, idp: (mp.setattr(Sealer, "seal", lambda self, p, b: p),
                                       mp.setattr(Sealer, "open", lambda self, s, b: s)),
                  "test_the_store_holds_no_handle_and_no_plain_token", id="tokens in clear"),
+    pytest.param(lambda mp, gw, idp: (mp.setattr(Sealer, "seal", lambda self, p, b: p),
+                                      mp.setattr(Sealer, "open", lambda self, s, b: s)),
+                 "test_a_session_record_edited_in_the_store_is_refused", id="claims editable in the store"),
+    pytest.param(_unbound_sealing, "test_a_sealed_record_copied_under_another_name_does_not_open", id="sealing not bound to the name"),
     pytest.param(_keep_the_old_handle, "test_every_login_gets_a_new_handle_and_the_old_one_dies",
                  id="session fixation"),
     pytest.param(_logout_only_clears_the_cookie,

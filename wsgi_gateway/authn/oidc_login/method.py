@@ -11,7 +11,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import threading
 from types import MappingProxyType
+
+from cachetools import LRUCache
 
 from ...config.model import ApiConfig
 from ...context import context_of
@@ -43,6 +46,8 @@ class OidcLoginAuthenticator:
         options = flow.options
         self.credentials = CredentialPlaces(cookies=(options.cookie(), options.login_cookie))
         self.owned_headers = ("Authorization",) if options.forward_access_token else ()
+        self._identities: LRUCache = LRUCache(maxsize=10_000)  # per session version
+        self._lock = threading.Lock()
 
     def authenticate(self, request) -> Identity | None:
         session = self.flow.current(request)
@@ -52,7 +57,14 @@ class OidcLoginAuthenticator:
         if self.flow.options.forward_access_token:
             context_of(request.environ).upstream_headers["Authorization"] = \
                 f"Bearer {session.tokens.access_token}"
-        return self.identity(session)
+        version = (session.key, session.tokens.access_expires, session.claims.get("iat"))
+        with self._lock:
+            identity = self._identities.get(version)
+        if identity is None:
+            identity = self.identity(session)
+            with self._lock:
+                self._identities[version] = identity
+        return identity
 
     def login_prompt(self, request) -> None:
         """Raise the redirect to sign in for a navigation; return for a script (401)."""

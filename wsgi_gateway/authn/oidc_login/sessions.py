@@ -1,9 +1,9 @@
 """Server-side browser sessions: the cookie holds a random handle, the store holds the rest.
 
 The record is named by a keyed digest of the handle (``secret_key``; previous keys
-still find old records) and carries the ID token's claims in clear (they are the
-identity the rules see, and no secret) and the provider's tokens sealed (AES-GCM,
-bound to the record's name). Idle and absolute timeouts are checked on the injected
+still find old records) and is sealed whole (AES-GCM, bound to the record's name):
+the provider's tokens are unreadable and the claims (the identity the rules see)
+cannot be edited by whoever can write to the store. Idle and absolute timeouts are checked on the injected
 clock at every load, not left to memcached's rounding expiry.
 
 A worker keeps its own copy of a session for at most ``cache_ttl`` (≤ 1 s), so a
@@ -16,7 +16,6 @@ index records list the session records of each, updated with compare-and-set.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import threading
@@ -179,12 +178,12 @@ class BrowserSessions:
 
     def _write(self, session: Session, cas: object = None) -> bool:
         t = session.tokens
-        secret = json.dumps([t.access_token, t.refresh_token, t.id_token]).encode()
         record = {"claims": dict(session.claims), "created": session.created,
                   "last_seen": session.last_seen, "access_expires": t.access_expires,
-                  "tokens": base64.b64encode(self.sealer.seal(secret, session.key)).decode()}
+                  "tokens": [t.access_token, t.refresh_token, t.id_token]}
+        sealed = self.sealer.seal(json.dumps(record, separators=(",", ":")).encode(), session.key)
         remaining = min(self.idle, self.absolute - (self.clock() - session.created))
-        value, ttl = json.dumps(record).encode(), max(remaining, 1) + 5
+        value, ttl = sealed, max(remaining, 1) + 5
         if cas is not None:
             return self.store.cas(session.key, value, cas, ttl)
         self.store.set(session.key, value, ttl)
@@ -192,9 +191,8 @@ class BrowserSessions:
 
     def _decode(self, key: str, raw: bytes, cas: object = None) -> Session | None:
         try:
-            record = json.loads(raw)
-            access, refresh, id_token = json.loads(
-                self.sealer.open(base64.b64decode(record["tokens"]), key))
+            record = json.loads(self.sealer.open(raw, key))
+            access, refresh, id_token = record["tokens"]
             tokens = Tokens(access, refresh, id_token, record["access_expires"])
             return Session(key, MappingProxyType(record["claims"]), tokens,
                            float(record["created"]), float(record["last_seen"]), cas)
