@@ -147,6 +147,8 @@ def browser_round_trips(idp, memcached, workdir, logins: int) -> None:
             page = context.new_page()
             started = time.perf_counter()
             page.goto(public + "/app/page")
+            if not page.url.startswith(idp.issuer):
+                raise SystemExit(f"not at the provider: {page.url}: {page.content()[:300]}")
             page.fill("#username", "alice")
             page.fill("#password", "alice-password")
             page.click("#signin")
