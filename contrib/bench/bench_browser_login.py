@@ -33,7 +33,7 @@ from werkzeug.test import EnvironBuilder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.browser_login import ENV, NAV, http_sign_in, make_idp  # noqa: E402
+from tests.support.browser_login import ENV, http_sign_in, make_idp  # noqa: E402
 from tests.support.browser_login import gateway_config  # noqa: E402
 from tests.support.idp import _QuietHandler  # noqa: E402
 from tests.support.processes import Memcached, free_port  # noqa: E402

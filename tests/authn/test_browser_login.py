@@ -600,3 +600,50 @@ def test_a_sealed_record_copied_under_another_name_does_not_open(gw, clock):
     store._items[keys[0]] = values[keys[0]]._replace(value=values[keys[1]].value)
     clock.advance(1.01)
     assert [b.get("/app/x", headers=SCRIPT).status_code for b in (alice, bob)] == [401, 401]
+
+
+def test_userinfo_is_merged_under_the_id_token_claims(tmp_path, idp, clock):
+    gw = LoginGateway(tmp_path, idp, clock, options={"userinfo": True})
+    gw.browser().login()
+    assert gw.identity.claims["userinfo_only"] == "from-userinfo"
+    assert gw.identity.claims["sub"] == "alice"
+
+
+def test_forwarding_is_off_by_default_and_a_client_authorization_never_passes(tmp_path, idp, clock):
+    gw = LoginGateway(tmp_path, idp, clock, options={"forward_access_token": True})
+    browser = gw.browser()
+    browser.login()
+    browser.get("/app/x", headers={**SCRIPT, "Authorization": "Bearer forged"})
+    assert gw.upstream_header("Authorization") != "Bearer forged"
+    assert gw.upstream_header("Authorization").count(".") == 2
+
+
+@pytest.mark.parametrize("options, message", [
+    pytest.param({"public_url": "http://gw.example"}, "https", id="plain http off loopback"),
+    pytest.param({"public_url": "https://gw.test/app"}, "origin", id="public_url with a path"),
+    pytest.param({"client_secret": None}, "client_secret", id="no client secret"),
+    pytest.param({"client_auth": "private_key_jwt"}, "private_key", id="private_key_jwt without a key"),
+    pytest.param({"pending_max": 50}, "pending_max", id="too many pending logins"),
+    pytest.param({"cache_ttl": "5s"}, "cache_ttl", id="worker copy longer than a second"),
+    pytest.param({"session_idle": "2d"}, "session_idle", id="idle above absolute"),
+    pytest.param({"extra_params": {"state": "x"}}, "extra_params", id="extra_params sets state"),
+    pytest.param({"allowed_origins": ["https://a.example/path"]}, "origin", id="an origin with a path"),
+    pytest.param({"routes": "/oidc"}, "routes", id="routes without a trailing slash"),
+    pytest.param({"provider": "nope"}, "provider 'nope'", id="unknown provider"),
+    pytest.param({"colour": "blue"}, "colour", id="unknown option"),
+])
+def test_bad_options_stop_start_up_naming_the_file(tmp_path, idp, options, message):
+    import yaml
+    from tests.support.browser_login import gateway_config
+    from wsgi_gateway import build_app, load_config
+    from wsgi_gateway.errors import ConfigError
+
+    config = gateway_config(idp, options=options)
+    method = config["apis"][0]["auth"][0]
+    for key in [k for k, v in options.items() if v is None]:
+        del method[key]
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as caught:
+        build_app(load_config(path), lambda e, s: [])
+    assert str(path) in str(caught.value) and message in str(caught.value)

@@ -74,7 +74,6 @@ AUTHORIZATION_PATH = "/authorize"
 END_SESSION_PATH = "/logout"
 REVOCATION_PATH = "/revoke"
 USERINFO_PATH = "/userinfo"
-BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 

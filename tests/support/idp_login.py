@@ -27,6 +27,8 @@ from urllib.parse import urlencode
 import requests
 from werkzeug.wrappers import Request, Response
 
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
 
 @dataclass(frozen=True)
 class _LoginClient:
@@ -259,11 +261,8 @@ def sid_of(idp, username: str) -> str | None:
 
 
 def login_methods() -> dict[str, Any]:
-    from tests.support.idp import BACKCHANNEL_EVENT as event  # noqa: F401 (one definition)
-
+    """The methods attached to TestIdP."""
     return {"_handle_end_session": _handle_end_session, "_handle_revocation": _handle_revocation,
             "_handle_userinfo": _handle_userinfo, "logout_token": logout_token,
             "send_backchannel_logout": send_backchannel_logout, "sid_of": sid_of}
 
-
-BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"

@@ -9,7 +9,6 @@ Core §3.1.3.7 and Back-Channel Logout §2.6 here. Every refusal is a fixed sent
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass

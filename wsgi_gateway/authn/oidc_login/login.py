@@ -18,7 +18,6 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 from werkzeug.wrappers import Request, Response
 
@@ -255,9 +254,6 @@ class LoginFlow:
 
     def logged_out(self) -> Response:
         return html_response("Signed out", "You are signed out.")
-
-    def login_link(self, return_to: str) -> str:  # noqa: D401 - for pages that link to sign-in
-        return self.routes + "login?return_to=" + quote(return_to, safe="/")
 
 
 def cookie_value(environ: dict, name: str) -> str | None:
