@@ -11,12 +11,14 @@ from html.parser import HTMLParser
 import pytest
 import requests
 import yaml
+from joserfc.jwk import RSAKey
 
 from tests.support.browser_login import CLIENT_ID, CLIENT_SECRET, ENV, NAV, ROUTES, SCRIPT
 from tests.support.node_idp import NodeProvider, install
 from tests.support.processes import GatewayProcess
 
 pytestmark = pytest.mark.e2e
+PK_ROUTES = "/.gateway/oidc-pk/"
 
 
 class _Forms(HTMLParser):
@@ -62,8 +64,12 @@ def provider_and_gateway(tmp_path, memcached):
         pytest.skip(reason)
     path = tmp_path / "gw.yaml"
     gw = GatewayProcess(path, workers=2, env=ENV)
+    key = RSAKey.generate_key(2048, parameters={"kid": "gw-pk", "use": "sig", "alg": "RS256"})
+    (tmp_path / "client-key.pem").write_bytes(key.as_pem(private=True))
     node = NodeProvider(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, public=gw.url,
-                        routes=ROUTES, access_ttl=70).start()
+                        routes=ROUTES, access_ttl=70, extra={
+                            "pk_client_id": "gw-pkjwt", "pk_redirect_uri": gw.url + PK_ROUTES + "callback",
+                            "pk_jwks": {"keys": [key.as_dict(private=False)]}}).start()
     config = {
         "app": "contrib.demo.echo:app",
         "secret_key": {"env": "GW_BROWSER_SECRET_KEY"},
@@ -74,7 +80,12 @@ def provider_and_gateway(tmp_path, memcached):
             "method": "oidc_login", "provider": "node", "client_id": CLIENT_ID,
             "client_secret": {"env": "GW_BROWSER_CLIENT_SECRET"}, "public_url": gw.url,
             "secure_cookies": False, "scopes": ["openid", "email", "profile"],
-            "refresh_lead": "68s", "forward_access_token": True}]}],
+            "refresh_lead": "68s", "forward_access_token": True}]},
+            {"name": "pk", "path": "/pk", "auth": [{
+                "method": "oidc_login", "provider": "node", "client_id": "gw-pkjwt",
+                "client_auth": "private_key_jwt", "private_key": {"file": "client-key.pem"},
+                "public_url": gw.url, "secure_cookies": False, "routes": PK_ROUTES,
+                "cookie_name": "gw-pk-session", "scopes": ["openid", "email"]}]}],
     }
     path.write_text(yaml.safe_dump(config))
     try:
@@ -85,12 +96,12 @@ def provider_and_gateway(tmp_path, memcached):
         node.stop()
 
 
-def _sign_in(gw, user: str = "alice"):
+def _sign_in(gw, user: str = "alice", path: str = "/app/page?x=1"):
     http = requests.Session()
     http.headers.update(NAV)
-    page = _walk(http, http.get(gw.url + "/app/page?x=1", timeout=10), gw.url,
+    page = _walk(http, http.get(gw.url + path, timeout=10), gw.url,
                  {"login": user, "password": "any"})
-    assert page.status_code == 200 and page.url == gw.url + "/app/page?x=1", page.text[:300]
+    assert page.status_code == 200 and page.url == gw.url + path, page.text[:300]
     return http, page.json()
 
 
@@ -132,3 +143,10 @@ def test_back_channel_logout_from_oidc_provider(provider_and_gateway):
     time.sleep(1.1)  # every worker's copy expired
     assert http.get(gw.url + "/app/page", headers=SCRIPT, timeout=10).status_code == 401
     assert re.search(r"back-channel logout ended [1-9]", gw.log())
+
+
+def test_private_key_jwt_client_authentication(provider_and_gateway):
+    node, gw = provider_and_gateway
+    http, body = _sign_in(gw, "carol", path="/pk/home")
+    assert body["gateway"]["identity"] == "gw-pkjwt:carol"
+    assert http.get(gw.url + "/pk/home", headers=SCRIPT, timeout=10).status_code == 200

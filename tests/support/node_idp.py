@@ -49,14 +49,14 @@ class NodeProvider:
     """A running oidc-provider; ``issuer`` is ``http://127.0.0.1:<port>``."""
 
     def __init__(self, *, client_id: str, client_secret: str, public: str, routes: str,
-                 access_ttl: int = 3600):
+                 access_ttl: int = 3600, extra: dict | None = None):
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.config = {"port": self.port, "client_id": client_id, "client_secret": client_secret,
                        "redirect_uri": public + routes + "callback",
                        "post_logout_redirect_uri": public + routes + "logged-out",
                        "backchannel_logout_uri": public + routes + "backchannel-logout",
-                       "access_ttl": access_ttl}
+                       "access_ttl": access_ttl, **(extra or {})}
         self.proc: subprocess.Popen | None = None
         self.log_path = cache_dir() / f"provider-{self.port}.log"
 

@@ -7,8 +7,7 @@ import Provider from 'oidc-provider';
 const cfg = JSON.parse(process.argv[2]);
 const issuer = `http://127.0.0.1:${cfg.port}`;
 
-const provider = new Provider(issuer, {
-  clients: [{
+const clients = [{
     client_id: cfg.client_id,
     client_secret: cfg.client_secret,
     redirect_uris: [cfg.redirect_uri],
@@ -18,7 +17,21 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
-  }],
+  }];
+if (cfg.pk_client_id) {  // a second client that authenticates with private_key_jwt
+  clients.push({
+    client_id: cfg.pk_client_id,
+    redirect_uris: [cfg.pk_redirect_uri],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'private_key_jwt',
+    token_endpoint_auth_signing_alg: 'RS256',
+    jwks: cfg.pk_jwks,
+  });
+}
+
+const provider = new Provider(issuer, {
+  clients,
   pkce: { required: () => true, methods: ['S256'] },
   features: {
     devInteractions: { enabled: true },   // its built-in login and consent pages
