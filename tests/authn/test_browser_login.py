@@ -647,3 +647,20 @@ def test_bad_options_stop_start_up_naming_the_file(tmp_path, idp, options, messa
     with pytest.raises(ConfigError) as caught:
         build_app(load_config(path), lambda e, s: [])
     assert str(path) in str(caught.value) and message in str(caught.value)
+
+
+@pytest.mark.parametrize("store, workers, warned", [
+    pytest.param({"backend": "memory"}, 2, True, id="memory store, 2 workers"),
+    pytest.param({"backend": "memory"}, 1, False, id="memory store, 1 worker"),
+    pytest.param({"backend": "memcached", "servers": ["127.0.0.1:1"]}, 4, False, id="memcached"),
+])
+def test_a_per_worker_store_with_several_workers_is_warned(tmp_path, idp, store, workers, warned):
+    import yaml
+    from tests.support.browser_login import gateway_config
+    from wsgi_gateway import load_config
+    from wsgi_gateway.config.deploy import shared_state_warnings
+
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump(gateway_config(idp, store=store)))
+    warnings = shared_state_warnings(load_config(path), workers)
+    assert any("oidc_login" in w for w in warnings) is warned
