@@ -631,6 +631,7 @@ def test_forwarding_is_off_by_default_and_a_client_authorization_never_passes(tm
     pytest.param({"routes": "/oidc"}, "routes", id="routes without a trailing slash"),
     pytest.param({"provider": "nope"}, "provider 'nope'", id="unknown provider"),
     pytest.param({"colour": "blue"}, "colour", id="unknown option"),
+    pytest.param({"secure_cookies": False}, "secure_cookies", id="insecure cookies over https"),
 ])
 def test_bad_options_stop_start_up_naming_the_file(tmp_path, idp, options, message):
     import yaml

@@ -121,8 +121,8 @@ def _browser():
 
 def test_a_real_browser_signs_in_refreshes_and_signs_out(started, idps, memcached):
     sync_playwright = _browser()
-    gw, idp = started(idps, memcached=memcached.address, options={"refresh_lead": "57s"})
-    idp.token_ttl = 60
+    gw, idp = started(idps, memcached=memcached.address, options={"refresh_lead": "1s"})
+    idp.token_ttl = 5
     profile = tempfile.mkdtemp(prefix="chromium-")
     try:
         with sync_playwright() as pw:
@@ -144,7 +144,7 @@ def test_a_real_browser_signs_in_refreshes_and_signs_out(started, idps, memcache
             assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
             # a script in the page cannot read the handle, and a fetch() gets 401 once signed out
             assert "gw-session" not in page.evaluate("() => document.cookie")
-            time.sleep(3.5)  # inside the refresh lead
+            time.sleep(5.5)  # the access token has expired
             page.reload()
             assert page.evaluate("() => JSON.parse(document.body.innerText)")["gateway"]["identity"] \
                 == "gw-browser:alice"

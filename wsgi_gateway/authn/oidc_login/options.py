@@ -92,6 +92,9 @@ class OidcLoginOptions:
         check_url(self.public_url, "public_url")
         if urlsplit(self.public_url).path.strip("/") or origin_of(self.public_url) == "":
             raise ValueError("public_url must be an origin like https://app.example.com")
+        if not self.secure_cookies and urlsplit(self.public_url).scheme == "https":
+            raise ValueError("secure_cookies false is for plain-http development only; "
+                             f"{self.public_url} is https")
         if self.client_auth == "private_key_jwt" and self.private_key is None:
             raise ValueError("client_auth private_key_jwt needs private_key: {file: key.pem}")
         if self.client_auth != "private_key_jwt" and self.client_secret is None:

@@ -39,10 +39,10 @@ class LoginRoutes:
     @staticmethod
     def _answer(flow: LoginFlow, endpoint: str, request, request_id):
         try:
-            if endpoint == "login" and request.method in ("GET", "HEAD"):
+            if endpoint == "login" and request.method == "GET":
                 redirect = flow.start(request, request.args.get("return_to"))
                 return error_response(redirect, request_id)
-            if endpoint == "callback" and request.method in ("GET", "HEAD"):
+            if endpoint == "callback" and request.method == "GET":  # never HEAD: it consumes
                 return flow.callback(request)
             if endpoint == "logout" and request.method in ("GET", "POST"):
                 return flow.logout(request)
