@@ -256,3 +256,24 @@ def test_check_points_a_bad_hmac_secret_at_its_line_and_secret_encoding(tmp_path
     assert code == 2
     assert f"{path}:7: providers[0].keys[0]: secret: env:CLI_TEST_HMAC is not valid base64url" in err
     assert "secret_encoding: base64" in err and "Incorrect padding" not in err
+
+
+def test_serve_warns_too(tmp_path):
+    """The same warning on `serve`'s stderr, before gunicorn starts (a real process)."""
+    import subprocess
+
+    from tests.support.processes import free_port, wait_for_port
+
+    config = write_config(tmp_path, {**RATED, "server": {"workers": 2}})
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "wsgi_gateway.cli", "serve", "-c", config,
+                                 "--bind", f"127.0.0.1:{port}"], cwd=REPO, stdout=out, stderr=out)
+        try:
+            wait_for_port(port)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    text = log.read_text()
+    assert "warning:" in text and "each worker counts rate limits and quotas alone" in text, text

@@ -101,7 +101,7 @@ def test_license_typing_marker_and_changelog_ship():
 
 # -- paths the docs and samples name exist -------------------------------------------------------
 
-_TEXT = [*REPO.glob("*.md"), *REPO.glob("conf/*"), *REPO.glob("rules/*.yaml"),
+_TEXT = [*REPO.glob("*.md"), *REPO.glob("contrib/**/*.md"), *REPO.glob("conf/*"), *REPO.glob("rules/*.yaml"),
          *REPO.rglob("wsgi_gateway/**/*.py"), *REPO.glob("contrib/**/*.py"), *REPO.glob("contrib/*.sh")]
 _PATH = re.compile(r"(?<![\w./-])((?:conf|rules|contrib|tests|wsgi_gateway)/[\w./-]*\w)")
 
@@ -110,6 +110,7 @@ _PATH = re.compile(r"(?<![\w./-])((?:conf|rules|contrib|tests|wsgi_gateway)/[\w.
 READER_FILES = {
     "conf/production.yaml": "the operator's copy of conf/production.sample.yaml",
     "conf/service-tokens.yaml": "the tokens file of the example custom authenticator",
+    "conf/jwt.yaml": "contrib/bench/README.md: stands for the reader's own token-protected config",
 }
 
 

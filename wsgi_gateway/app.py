@@ -22,8 +22,9 @@ from .middleware import (
 from .limits.limiter import StoreLimiter
 from .limits.sessions import Sessions
 from .middleware.sessions import SessionLayer
-from .store import Store, build_store, log_failure_modes
-from .upstream import load_app
+from .mutate.strip import ClientHeaderStrip, TrustedProxies
+from .store import Store, build_store
+from .upstream import ReverseProxy, load_app
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class BuildContext:
     store: Store
     clock: Callable[[], float]
     resources: dict = field(default_factory=dict)
+    strip: ClientHeaderStrip = field(default_factory=ClientHeaderStrip)
 
     def shared(self, key: object, make: Callable[[], object]):
         """The resource under ``key``, made on first request."""
@@ -50,6 +52,7 @@ class ApiRuntime:
     config: ApiConfig
     authenticators: tuple[Authenticator, ...]
     rules: object
+    proxy: ReverseProxy | None = None  # a URL upstream's proxy; None for the wrapped app
 
 
 class Gateway:
@@ -75,7 +78,7 @@ class Gateway:
 
     def ready_reasons(self) -> list[str]:
         """Why the gateway cannot serve yet; empty when it can."""
-        return ready_reasons(self.store, self.authenticators)
+        return ready_reasons(self.store, self.authenticators, _ready_proxies(self.apis))
 
     def warm(self) -> None:
         """Load what serving needs (key sets) before the first request; bounded waits."""
@@ -85,12 +88,16 @@ class Gateway:
                 warm()
 
     def close(self) -> None:
-        """Stop background work (key set refresh threads) and release the store's connections."""
+        """Stop background work (key set refresh threads), release the store's and the
+        upstreams' connections."""
         for resource in self.resources.values():
             close = getattr(resource, "close", None)
             if callable(close):
                 close()
         self.store.close()
+        for api in self.apis.values():
+            if api.proxy is not None:
+                api.proxy.pools.close()
 
 
 def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
@@ -103,12 +110,13 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
     set the master checked, even if a file changed on disk since.
     Raises ConfigError when anything cannot be loaded.
     """
-    if upstream is None:
+    if upstream is None and (config.app or _needs_app(config)):
         if not config.app:
             raise ConfigError(f"{config.source}: app: no WSGI app given (set 'app' or pass --app)")
         upstream = load_app(config.app, f"{config.source}: app")
-    build = BuildContext(config, store or build_store(config.store, clock=clock), clock)
-    log_failure_modes(config.store)
+    trusted = TrustedProxies(config.client_headers.trusted_proxies)
+    build = BuildContext(config, store or build_store(config.store, clock=clock), clock,
+                         strip=_client_header_strip(config, trusted))
     build.resources.update({("rules", path): rules for path, rules in (rule_files or {}).items()})
     apis: dict[str, ApiRuntime] = {}
     routes = []
@@ -122,19 +130,25 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
         routes.append((api.path, api.name, api_app))
     if problems:
         raise ConfigError(problems)
-    router = Router(routes, unmatched=upstream if config.routing.unmatched == "pass" else None)
+    build.strip.seal()  # every API registered what it injects: one set for every route
+    unmatched = None
+    if config.routing.unmatched == "pass":  # unauthenticated, but never with identity headers
+        unmatched = Mutate(upstream, strip_auth=False, strip=build.strip)
+    router = Router(routes, unmatched=unmatched)
     authenticators = [a for api in apis.values() for a in api.authenticators]
     warnings = _lint(config, apis)
+    proxies = _ready_proxies(apis)
     ops = OpsEndpoints(router, prefix=config.ops.prefix,
-                       readiness=lambda: ready_reasons(build.store, authenticators))
+                       readiness=lambda: ready_reasons(build.store, authenticators, proxies))
     flows = build.resources.get("oidc_login_flows")
     if flows:  # browser login's reserved paths (login, callback, logout, ...)
         from .authn.oidc_login.routes import LoginRoutes
 
         ops = LoginRoutes(ops, flows=flows)
+    trust_id = {"always": True, "never": False}.get(config.request_id.trust_incoming, trusted)
     stack = RequestContextMiddleware(
         ops, request_id_header=config.request_id.header,
-        trust_incoming=config.request_id.trust_incoming, access_log=config.logging.access_log)
+        trust_incoming=trust_id, access_log=config.logging.access_log)
     gateway = Gateway(config, stack, build.store, apis, router)
     gateway.warnings = warnings
     gateway.resources = build.resources
@@ -157,6 +171,15 @@ def _lint(config: GatewayConfig, apis: dict[str, "ApiRuntime"]) -> list[str]:
             assignable |= api.rules.rules.policies
     warnings.extend(lint_policies(config.policies, assignable))
     return warnings
+
+
+def _client_header_strip(config: GatewayConfig, trusted: TrustedProxies) -> ClientHeaderStrip:
+    """The gateway-wide strip list, before the APIs add what they inject."""
+    extra = [*config.client_headers.strip, *(h for api in config.apis for h in api.drop_headers)]
+    if config.sessions.header:  # even with sessions off: no client may forge it
+        extra.append(config.sessions.header)
+    return ClientHeaderStrip(extra=extra, defaults=config.client_headers.default_names(),
+                             trusted=trusted)
 
 
 def _rate_keys(build: BuildContext) -> dict:
@@ -190,9 +213,22 @@ def _rule_set(api: ApiConfig, build: BuildContext):
                       default_policy=api.default_policy)
 
 
-def ready_reasons(store: Store, authenticators: list[Authenticator]) -> list[str]:
-    """Why the gateway cannot serve yet (store, key sets ...); empty when it can."""
-    reasons = []
+def _needs_app(config: GatewayConfig) -> bool:
+    """Whether any route goes to the wrapped app (an API without URL targets, or pass)."""
+    return config.routing.unmatched == "pass" or any(
+        api.upstream.kind == "app" for api in config.apis) or not config.apis
+
+
+def _ready_proxies(apis: dict[str, "ApiRuntime"]) -> list[ReverseProxy]:
+    """The URL upstreams whose API asked to be part of readiness (``upstream.ready``)."""
+    return [api.proxy for api in apis.values() if api.proxy is not None and api.config.upstream.ready]
+
+
+def ready_reasons(store: Store, authenticators: list[Authenticator],
+                  proxies: list[ReverseProxy] = ()) -> list[str]:
+    """Why the gateway cannot serve yet (store, key sets, upstreams); empty when it can."""
+    reasons = [f"upstream of {p.api}: every target failing" for p in proxies
+               if p.targets.all_down()]
     try:
         store.ping()
     except StoreError:
@@ -217,13 +253,13 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     limiter = StoreLimiter(build.store, config.limits, api.name, config.policies,
                            default_policy=api.default_policy, clock=build.clock,
                            keys=_rate_keys(build), on_failure=config.store.on_failure)
-    # every header the gateway may inject is removed from the client's request, sent or not
+    # every header the gateway may inject anywhere is removed from every client request
     injected = [r.name for r in rules.rules.headers] if hasattr(rules, "rules") else []
-    if config.sessions.enabled and config.sessions.header:
-        injected.append(config.sessions.header)
     injected += [h for a in authenticators for h in getattr(a, "owned_headers", ())]
-    app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places,
-                 drop=[*api.drop_headers, *injected])
+    build.strip.add(injected)
+    proxy = ReverseProxy(api.name, api.path, api.upstream) if api.upstream.kind == "url" else None
+    # one code path decides what reaches the upstream, whatever the upstream is
+    app = Mutate(proxy or upstream, strip_auth=api.strip_auth, credentials=places, strip=build.strip)
     app = Limits(app, limiter=limiter)
     app = Rules(app, rules=rules, challenges=challenges)
     if config.sessions.enabled:
@@ -237,4 +273,4 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
         identity_from = authenticators[[m.method for m in api.auth].index(api.identity_from)].id
     app = Authenticate(app, authenticators=authenticators, segregate_by_client=api.segregate_by_client,
                        mode=api.auth_mode, identity_from=identity_from)
-    return app, ApiRuntime(api, tuple(authenticators), rules)
+    return app, ApiRuntime(api, tuple(authenticators), rules, proxy)

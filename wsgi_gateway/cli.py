@@ -194,13 +194,25 @@ def _serve(args) -> int:
     configure_logging(config.logging)
     _print_banner(config, application.settings())
     for warning in shared_state_warnings(config, application.settings().get("workers", 1)):
-        print(f"warning: {warning}", file=sys.stderr)
+        if config.logging.format == "json":  # every line the process writes is a JSON object
+            import logging
+
+            logging.getLogger("wsgi_gateway").warning(warning)
+        else:
+            print(f"warning: {warning}", file=sys.stderr)
     application.run()
     return 0
 
 
 def _print_banner(config, settings) -> None:
     binds = settings["bind"] if isinstance(settings["bind"], list) else [settings["bind"]]
+    if config.logging.format == "json":  # every line the process writes is a JSON object
+        import logging
+
+        logging.getLogger("wsgi_gateway").info("serving", extra={"gw": {
+            "config": str(config.source), "bind": binds, "workers": settings.get("workers"),
+            "apis": [api.name for api in config.apis]}})
+        return
     base = f"http://{binds[0]}"
     print(f"wsgi-gateway: {config.source} on {', '.join(binds)} "
           f"with {settings.get('workers')} workers", file=sys.stderr)

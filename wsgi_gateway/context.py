@@ -31,6 +31,16 @@ class TrailEntry:
 
 
 @dataclass(slots=True, eq=False)
+class UpstreamCall:
+    """A URL upstream's answer: which target, its status, and the seconds until its
+    response headers arrived."""
+
+    target: str
+    status: int
+    seconds: float
+
+
+@dataclass(slots=True, eq=False)
 class RequestContext:
     """What the gateway knows about one request, filled in layer by layer."""
 
@@ -43,6 +53,7 @@ class RequestContext:
     decision: str | None = None
     trail: list[TrailEntry] = field(default_factory=list)
     upstream_headers: dict[str, str] = field(default_factory=dict)
+    upstream: UpstreamCall | None = None  # set by the reverse proxy
     extras: dict[str, Any] = field(default_factory=dict)
     _request: "Request | None" = None
 

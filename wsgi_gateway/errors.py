@@ -71,8 +71,32 @@ class BadRequest(GatewayError):
     status, code, title = 400, "bad_request", "Bad Request"
 
 
+class BodyReadError(BadRequest):
+    """400: the request body could not be read: bad chunked framing, shorter than its
+    Content-Length, or the client went away. The client's fault: logged at INFO.
+
+    ``cause`` names what the server raised (``InvalidChunkSize``, ``NoMoreData`` ...).
+    """
+
+    code = "bad_request_body"
+
+    def __init__(self, cause: str = "short body"):
+        super().__init__("the request body could not be read (bad framing, or shorter "
+                         "than announced)")
+        self.cause = cause
+
+
 class NotFound(GatewayError):
     status, code, title = 404, "not_found", "Not Found"
+
+
+class MethodNotAllowed(GatewayError):
+    """405 with ``Allow``."""
+
+    status, code, title = 405, "method_not_allowed", "Method Not Allowed"
+
+    def __init__(self, detail: str | None = None, *, allow: Iterable[str]):
+        super().__init__(detail, headers={"Allow": ", ".join(allow)})
 
 
 class Unauthorized(GatewayError):
@@ -160,6 +184,20 @@ class ServiceUnavailable(GatewayError):
         self.extra_headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
 
 
+class NotReady(ServiceUnavailable):
+    """503 from the readiness endpoint; ``reasons`` (short, naming no host or secret)
+    are an extension member of the problem."""
+
+    code = "not_ready"
+
+    def __init__(self, reasons: Iterable[str]):
+        super().__init__("the gateway cannot serve yet")
+        self.reasons = list(reasons)
+
+    def problem(self, request_id: str | None = None) -> dict[str, object]:
+        return {**super().problem(request_id), "reasons": self.reasons}
+
+
 class StoreError(ServiceUnavailable):
     """The store (memcached) failed or timed out. Callers decide: fail open or closed."""
 
@@ -169,8 +207,53 @@ class StoreError(ServiceUnavailable):
         super().__init__(detail, **kw)
 
 
+class PayloadTooLarge(GatewayError):
+    """413: the request body is larger than the API's ``upstream.max_body``."""
+
+    status, code, title = 413, "payload_too_large", "Content Too Large"
+
+
+class NotImplementedByGateway(GatewayError):
+    """501: the request needs something the gateway does not do."""
+
+    status, code, title = 501, "not_implemented", "Not Implemented"
+
+
+class UpgradeNotSupported(NotImplementedByGateway):
+    """501: a WebSocket upgrade; sync WSGI workers cannot hold a two-way stream."""
+
+    code = "upgrade_not_supported"
+
+
 class BadGateway(GatewayError):
+    """502: the upstream could not be reached or answered nonsense. Details name the
+    API, never the target's address (unless the API's ``expose_target`` is set)."""
+
     status, code, title = 502, "bad_gateway", "Bad Gateway"
+
+
+class UpstreamUnreachable(BadGateway):
+    """502: connection refused or reset, or TLS to the target failed."""
+
+    code = "upstream_unreachable"
+
+
+class BadUpstreamResponse(BadGateway):
+    """502: the upstream's answer was not valid HTTP (bad status line, cut body ...)."""
+
+    code = "bad_upstream_response"
+
+
+class GatewayTimeout(GatewayError):
+    """504: the upstream did not connect or answer within the API's timeouts."""
+
+    status, code, title = 504, "upstream_timeout", "Gateway Timeout"
+
+
+class UpstreamUnavailable(ServiceUnavailable):
+    """503 at once: every target of the API is being skipped after repeated failures."""
+
+    code = "upstream_unavailable"
 
 
 class InternalError(GatewayError):

@@ -1,8 +1,14 @@
 """One logging setup: text or JSON lines, and the request log line.
 
-The request log carries the request ID, API, method, path without its query,
-status, latency and the identity's alias. It never carries a query string, a header
-value, a token or a secret.
+Every line carries an RFC 3339 UTC time (``2026-12-04T16:35:00.123Z``); a line written
+while a request is served carries its request ID, whoever wrote it (the gateway, the
+wrapped app, gunicorn). In JSON mode each line is one object, a traceback included
+(as the ``exception`` field); :func:`gunicorn_logconfig` gives gunicorn's own loggers
+the same format.
+
+The request log carries the request ID, API, method, path without its query, status
+(a number), duration and bytes sent (measured when the body has been sent), and the
+identity's alias. It never carries a query string, a header value, a token or a secret.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,11 +27,14 @@ if TYPE_CHECKING:
     from .context import RequestContext
 
 access = logging.getLogger("wsgi_gateway.access")
-_FIELDS = ("request_id", "api", "method", "path", "status", "ms", "identity", "auth", "decision")
+
+current_request_id: ContextVar[str | None] = ContextVar("wsgi_gateway_request_id", default=None)
+"""The request ID of the request this thread serves; set by the RequestContext layer."""
 
 
-class _CachedTime(logging.Formatter):
-    """Formats the time once per second: strftime dominated the cost of a log line."""
+class _UtcTime(logging.Formatter):
+    """RFC 3339 UTC times, the date part formatted once per second (strftime dominated
+    the cost of a log line)."""
 
     _second = -1
     _stamp = ""
@@ -32,16 +43,27 @@ class _CachedTime(logging.Formatter):
         second = int(record.created)
         if second != self._second:
             self._second = second
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
-        return f"{self._stamp},{int(record.msecs):03d}"
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int(record.msecs):03d}Z"
+
+    @staticmethod
+    def fields(record: logging.LogRecord) -> dict:
+        """The record's structured fields, with the current request ID when it has none."""
+        fields = getattr(record, "gw", None)
+        if fields is None:
+            fields = _gunicorn_access(record) if record.name == "gunicorn.access" else {}
+            request_id = current_request_id.get()
+            if request_id is not None and "request_id" not in fields:
+                fields = {"request_id": request_id, **fields}
+        return fields
 
 
-class TextFormatter(_CachedTime):
+class TextFormatter(_UtcTime):
     """``time level logger message key=value ...``"""
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"{self.formatTime(record)} {record.levelname} {record.name} {record.getMessage()}"
-        fields = getattr(record, "gw", None)
+        fields = self.fields(record)
         if fields:  # quote what a client can influence; the rest is known to be plain
             line += " " + " ".join(f"{k}={v if k in _PLAIN_FIELDS else _text(v)}"
                                    for k, v in fields.items())
@@ -50,20 +72,27 @@ class TextFormatter(_CachedTime):
         return line
 
 
-class JsonFormatter(_CachedTime):
-    """One JSON object per line: time, level, logger, message, and the request fields."""
+class JsonFormatter(_UtcTime):
+    """One JSON object per line: time, level, logger, message, the request fields, and
+    ``exception`` (the traceback as one string) when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         out = {"time": self.formatTime(record), "level": record.levelname,
                "logger": record.name, "message": record.getMessage()}
-        out.update(getattr(record, "gw", None) or {})
+        out.update(self.fields(record))
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
         return json.dumps(out, default=str)
 
 
 def configure_logging(config: "LoggingConfig", stream=None) -> None:
-    """Send the gateway's logs to ``stream`` (stderr) in the configured format."""
+    """Send the gateway's logs to ``stream`` (stderr) in the configured format.
+
+    In JSON mode the root logger (the wrapped app's logs, Python warnings) writes JSON
+    too, unless something already configured it.
+    """
     logger = logging.getLogger("wsgi_gateway")
     for handler in list(logger.handlers):
         if getattr(handler, "_wsgi_gateway", False):
@@ -74,11 +103,44 @@ def configure_logging(config: "LoggingConfig", stream=None) -> None:
     logger.addHandler(handler)
     logger.setLevel(config.level)
     logger.propagate = False
+    if config.format == "json" and stream is None:
+        logging.captureWarnings(True)
+        if not logging.root.handlers:
+            logging.root.addHandler(handler)
 
 
-def log_request(ctx: "RequestContext", environ: dict, status: str, seconds: float) -> None:
-    """Write the request log line for one finished request."""
-    if not access.isEnabledFor(logging.INFO):
+def gunicorn_logconfig(config: "LoggingConfig", *, access_lines: bool) -> dict:
+    """gunicorn's ``logconfig_dict`` for JSON mode: its error and access loggers, and the
+    root logger, write the gateway's JSON lines to stderr.
+
+    :param access_lines: keep gunicorn's own access line (the operator set ``accesslog``);
+        otherwise the gateway's request line is the access log and gunicorn's is muted.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "wsgi_gateway.logs.JsonFormatter"}},
+        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json",
+                              "stream": "ext://sys.stderr"}},
+        "root": {"level": config.level, "handlers": ["json"]},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["json"], "propagate": False},
+            "gunicorn.access": {"handlers": ["json"], "propagate": False,
+                                "level": "INFO" if access_lines else "WARNING"},
+        },
+    }
+
+
+def log_request(ctx: "RequestContext", environ: dict, status: str | None, seconds: float,
+                sent: int | None = None, *, error: str | None = None,
+                exc_info=None, level: int = logging.INFO, message: str = "request") -> None:
+    """Write the request log line for one finished request.
+
+    ``error`` is the problem code answered (or ``aborted`` when the connection was cut
+    mid-stream); ``exc_info`` puts a traceback on the line itself, so a failure is
+    logged once, with the request ID.
+    """
+    if not access.isEnabledFor(level):
         return
     identity = ctx.identity
     fields = {
@@ -86,18 +148,41 @@ def log_request(ctx: "RequestContext", environ: dict, status: str, seconds: floa
         "api": ctx.api or "-",                     # a config name
         "method": environ.get("REQUEST_METHOD", "-"),
         "path": environ.get("PATH_INFO", "") or "/",
-        "status": status.split(" ", 1)[0],
+        "status": int(status[:3]) if status and status[:3].isdigit() else 0,
         "ms": round(seconds * 1000, 2),
+        "bytes": sent if sent is not None else -1,
         "identity": identity.alias if identity else "-",
         "auth": identity.method if identity else "-",
         "decision": ctx.decision or "-",
     }
+    if ctx.upstream is not None:  # a URL upstream: the target (an operator's own address)
+        fields.update(upstream=ctx.upstream.target, upstream_status=ctx.upstream.status,
+                      upstream_ms=round(ctx.upstream.seconds * 1000, 2))
+    if error is not None:
+        fields["error"] = error
     # makeRecord + handle skips the caller lookup logger.info would do on every request
-    access.handle(access.makeRecord(access.name, logging.INFO, "", 0, "request", (), None,
+    access.handle(access.makeRecord(access.name, level, "", 0, message, (), exc_info,
                                     extra={"gw": fields}))
 
 
-_PLAIN_FIELDS = frozenset({"request_id", "api", "status", "ms", "decision", "auth"})
+def _gunicorn_access(record: logging.LogRecord) -> dict:
+    """gunicorn's access atoms as fields (numeric status), when it passed them."""
+    atoms = record.args
+    if not isinstance(atoms, Mapping):
+        return {}
+    status = str(atoms.get("s", ""))
+    return {"remote": atoms.get("h", "-"), "method": atoms.get("m", "-"),
+            "path": atoms.get("U", "-"), "status": int(status) if status.isdigit() else 0,
+            "bytes": _int(atoms.get("B")), "ms": round(_int(atoms.get("D")) / 1000, 2)}
+
+
+def _int(value: object) -> int:
+    text = str(value)
+    return int(text) if text.isdigit() else 0
+
+
+_PLAIN_FIELDS = frozenset({"request_id", "api", "status", "ms", "bytes", "decision", "auth",
+                           "error", "upstream", "upstream_status", "upstream_ms"})
 _PLAIN = re.compile(r'[^\s"=\\]+\Z')
 
 

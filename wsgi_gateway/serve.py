@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
 from .app import Gateway, build_app
+from .store import log_failure_modes
 from .config import GatewayConfig
 from .config import load_config as load_gateway_config
 from .errors import ConfigError
-from .logs import configure_logging
+from .logs import configure_logging, gunicorn_logconfig
 
 log = logging.getLogger("wsgi_gateway")
 
@@ -44,6 +46,7 @@ def from_config(path: str | Path, app: str | None = None) -> Gateway:
     if app:
         config = dataclasses.replace(config, app=app)
     configure_logging(config.logging)
+    log_failure_modes(config.store)
     gateway = build_app(config)
     gateway.warm()
     return gateway
@@ -105,8 +108,20 @@ class GatewayApplication(BaseApplication):
         super().reload()
 
     def settings(self) -> dict[str, Any]:
-        """The gunicorn settings in force."""
-        return {**DEFAULT_SERVER, **self.gateway_config.server, **self.overrides}
+        """The gunicorn settings in force.
+
+        With ``logging.format: json``, gunicorn's own loggers write the gateway's JSON
+        lines (``logconfig_dict``) unless the operator gave a logging setup of their own.
+        """
+        chosen = {**self.gateway_config.server, **self.overrides}
+        logging_ = self.gateway_config.logging
+        own = {"logconfig", "logconfig_dict", "logconfig_json"} & chosen.keys()
+        if logging_.format == "json" and not own:
+            access_lines = bool(chosen.get("accesslog"))
+            chosen["logconfig_dict"] = gunicorn_logconfig(logging_, access_lines=access_lines)
+            if not access_lines:
+                chosen.setdefault("logger_class", QuietAccessLogger)
+        return {**DEFAULT_SERVER, **chosen}
 
     def load_config(self) -> None:  # gunicorn's hook: apply settings
         for key, value in self.settings().items():
@@ -114,6 +129,19 @@ class GatewayApplication(BaseApplication):
 
     def load(self):  # gunicorn's hook: called in each worker after the fork
         configure_logging(self.gateway_config.logging)
+        log_failure_modes(self.gateway_config.store)
         gateway = build_app(self.gateway_config, rule_files=self.rule_files)
         gateway.warm()
         return gateway
+
+
+class QuietAccessLogger(GunicornLogger):
+    """gunicorn's logger, minus its access line when no access log was asked for.
+
+    Any ``logconfig_dict`` switches gunicorn's access line on, and gunicorn then builds
+    its atoms for every request even when the logger is muted: 49 µs a request measured
+    here, more than the gateway's own request line.
+    """
+
+    def access(self, resp, req, environ, request_time):
+        return None

@@ -181,3 +181,15 @@ def test_a_memcached_restart_costs_no_503(tmp_path):
             gw.stop()
     finally:
         server.stop()
+
+
+def test_each_worker_logs_the_degraded_mode_matrix(tmp_path, memcached):
+    config = gateway_config(memcached.address, policies={"basic": {}})
+    config["store"]["on_failure"] = {"quotas": "closed"}
+    gw = start(tmp_path, config, "matrix", workers=2)
+    gw.stop()
+    lines = [line for line in gw.log().splitlines() if "when it fails" in line]
+    assert len(lines) == 2, gw.log()  # one per worker
+    assert all("store: when it fails: rate limits open, quotas closed, revocation checks open, "
+               "store credentials closed, introspection cache open (the provider is asked)"
+               in line for line in lines)

@@ -7,12 +7,13 @@ identity lives in the store (gateway-issued API keys)."""
 
 from __future__ import annotations
 
-import logging
 
 import pytest
 
+from tests.store.faults import fault_in
 from tests.support.gateways import gateway_config, mint
 from wsgi_gateway.authn.apikeys_store import ApiKeys
+from wsgi_gateway.errors import StoreError
 from wsgi_gateway.store.memcached import MemcachedStore
 
 FAULTS = [pytest.param("freeze", id="frozen"), pytest.param("stop", id="killed")]
@@ -49,7 +50,7 @@ def test_each_cell_of_the_matrix(clocked, clock, private_memcached, fault, conce
     config["store"]["on_failure"] = {concern: setting}
     gw = clocked(config)
     assert gw.get(**request).status_code == 200  # seen once while the store answers
-    getattr(private_memcached, fault)()
+    fault_in(private_memcached, fault)
     try:
         clock.advance(1.1)  # past every per-worker cache (sessions, key records)
         responses = [gw.get(**request) for _ in range(3)]
@@ -77,7 +78,7 @@ def test_defaults_serve_verified_tokens_and_refuse_api_keys(clocked, clock, priv
     token = mint(sub="steady", iat=clock.now - 5)
     assert gw.get(token).status_code == 200
     assert gw.get(path="/keys/x", headers={"X-API-Key": key}).status_code == 200
-    getattr(private_memcached, fault)()
+    fault_in(private_memcached, fault)
     try:
         for _ in range(3):
             clock.advance(1.1)
@@ -85,17 +86,6 @@ def test_defaults_serve_verified_tokens_and_refuse_api_keys(clocked, clock, priv
             assert gw.get(path="/keys/x", headers={"X-API-Key": key}).status_code == 503
     finally:
         private_memcached.resume()
-
-
-def test_the_matrix_is_logged_at_start_up(clocked, memcached, caplog):
-    config = gateway_config(memcached.address, policies={"basic": {}})
-    config["store"]["on_failure"] = {"quotas": "closed"}
-    with caplog.at_level(logging.INFO, logger="wsgi_gateway.store"):
-        clocked(config)
-    lines = [r.getMessage() for r in caplog.records if "when it fails" in r.getMessage()]
-    assert lines == ["store: when it fails: rate limits open, quotas closed, revocation checks "
-                     "open, store credentials closed, introspection cache open (the provider "
-                     "is asked)"]
 
 
 def test_an_unknown_concern_is_refused_with_its_line(tmp_path, memcached):
@@ -111,3 +101,39 @@ def test_an_unknown_concern_is_refused_with_its_line(tmp_path, memcached):
         load_config(tmp_path / "gw.yaml")
     assert any("store.on_failure.rate_limit" in p and "rate_limits" in p for p in err.value.problems), \
         err.value.problems
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_the_revocations_file_still_refuses_while_the_store_fails(clocked, clock, tmp_path,
+                                                                   private_memcached, fault):
+    from wsgi_gateway import load_config
+    from wsgi_gateway.limits.sessions import Sessions
+    from wsgi_gateway.store import build_store
+    from tests.support.gateways import ISSUER
+
+    store = MemcachedStore([("127.0.0.1", private_memcached.port)])
+    key, record = ApiKeys(store, clock=clock).create("keys")
+    config = gateway_config(private_memcached.address, policies={"basic": {}})
+    config["apis"].append({"name": "keys", "path": "/keys", "auth": ["apikey"],
+                           "default_policy": "basic"})
+    config["store"]["revocations_file"] = "revoked.jsonl"
+    config["store"]["on_failure"] = {"store_credentials": "open"}
+    gw = clocked(config)
+    revoked, kept = mint(sub="revoked", iat=clock.now - 5), mint(sub="kept", iat=clock.now - 5)
+    for token in (revoked, kept):
+        assert gw.get(token).status_code == 200
+    assert gw.get(path="/keys/x", headers={"X-API-Key": key}).status_code == 200
+    loaded = load_config(tmp_path / "gw.yaml")
+    durable = build_store(loaded.store, clock=clock)
+    fault_in(private_memcached, fault)
+    try:
+        Sessions(durable, loaded.sessions, clock=clock).revoke_identity(ISSUER, "revoked")
+        with pytest.raises(StoreError):  # `keys revoke` fails, but its marker is in the file
+            ApiKeys(durable, clock=clock).revoke(record.id)
+        clock.advance(1.1)
+        assert gw.get(revoked).status_code == 401
+        assert gw.get(kept).status_code == 200  # open: served without the store
+        response = gw.get(path="/keys/x", headers={"X-API-Key": key})
+        assert response.status_code == 401 and response.json["detail"] == "the API key was revoked"
+    finally:
+        private_memcached.resume()

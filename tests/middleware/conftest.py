@@ -14,10 +14,14 @@ from wsgi_gateway import build_app, load_config
 
 
 class BufferedClient(Client):
-    """A test Client that reads and closes every response (as a server would)."""
+    """A test Client that reads and closes every response (as a server would).
+
+    Requests come from 127.0.0.1 like under a real server (werkzeug sets no REMOTE_ADDR).
+    """
 
     def open(self, *args, **kwargs):
         kwargs.setdefault("buffered", True)
+        kwargs.setdefault("environ_base", {"REMOTE_ADDR": "127.0.0.1"})
         return super().open(*args, **kwargs)
 
 

@@ -17,9 +17,13 @@ SECRETS = {"Authorization": "Bearer eyJsecret.token.value", "Cookie": "session=c
 
 @pytest.fixture
 def log_stream():
+    """A stream the gateway logs to; the logger's handlers, level and propagation are
+    restored afterwards (a later caplog test needs propagation)."""
+    logger = logging.getLogger("wsgi_gateway")
+    saved = logger.handlers[:], logger.level, logger.propagate
     stream = io.StringIO()
     yield stream
-    logging.getLogger("wsgi_gateway").handlers.clear()
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
@@ -36,10 +40,10 @@ def test_one_line_per_request_without_secrets(make_client, log_stream, fmt):
     if fmt == "json":
         first, second = map(json.loads, lines)
         assert first["api"] == "orders" and first["path"] == "/orders/7"
-        assert first["status"] == "200" and first["identity"] == "anonymous"
+        assert first["status"] == 200 and first["identity"] == "anonymous"
         assert first["method"] == "GET" and first["decision"] == "allow"
         assert isinstance(first["ms"], float) and len(first["request_id"]) == 32
-        assert second["status"] == "404" and second["api"] == "-"
+        assert second["status"] == 404 and second["api"] == "-"
     else:
         assert "api=orders" in lines[0] and "path=/orders/7" in lines[0] and "status=200" in lines[0]
 
@@ -55,3 +59,166 @@ def test_odd_paths_are_quoted_in_text_logs(make_client, log_stream):
     make_client("apis: [{name: a, path: /a}]\n").get("/a/with space/\x1b[31m")
     line = log_stream.getvalue()
     assert "\x1b" not in line and 'path="/a/with space/' in line
+
+
+# --- the request line is written when the body has been sent ------------------------------
+
+from werkzeug.test import EnvironBuilder  # noqa: E402
+
+from wsgi_gateway.logs import JsonFormatter, current_request_id  # noqa: E402
+from wsgi_gateway.middleware import RequestContextMiddleware  # noqa: E402
+from wsgi_gateway.middleware.body import ResponseAborted  # noqa: E402
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def streaming_app(clock, chunks=5, pause=0.5, fail_after=None):
+    """Yields ``chunks`` chunks, the clock moving ``pause`` seconds before each."""
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def body():
+            for i in range(chunks):
+                clock.now += pause
+                if fail_after is not None and i == fail_after:
+                    raise RuntimeError("the upstream broke")
+                yield b"x" * 100
+        return body()
+    return app
+
+
+def serve(app, **kw):
+    """Drive the layer as a server does: call, iterate, close. Returns (status, body)."""
+    seen = {}
+
+    def start_response(status, headers, exc_info=None):
+        seen["status"] = status
+        return lambda data: None
+
+    result = app(EnvironBuilder("/s").get_environ(), start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        result.close()
+    return seen.get("status"), body
+
+
+def access_lines(caplog) -> list:
+    return [r for r in caplog.records if r.name == "wsgi_gateway.access"]
+
+
+def test_a_streamed_body_logs_its_real_duration_and_bytes(caplog):
+    clock = FakeClock()
+    layer = RequestContextMiddleware(streaming_app(clock), clock=clock)
+    with caplog.at_level(logging.INFO, logger="wsgi_gateway"):
+        status, body = serve(layer)
+    [line] = access_lines(caplog)
+    assert status == "200 OK" and line.gw["ms"] == 2500.0 and line.gw["bytes"] == 500
+
+
+def test_the_line_waits_for_the_server_to_close_the_body(caplog):
+    clock = FakeClock()
+    layer = RequestContextMiddleware(streaming_app(clock), clock=clock)
+    with caplog.at_level(logging.INFO, logger="wsgi_gateway"):
+        result = layer(EnvironBuilder("/s").get_environ(), lambda s, h, e=None: None)
+        assert access_lines(caplog) == []  # the app returned; nothing was sent yet
+        list(result)
+        assert access_lines(caplog) == []
+        result.close()
+    assert len(access_lines(caplog)) == 1
+
+
+def test_a_failure_mid_stream_cuts_the_connection_and_is_logged_once(caplog):
+    clock = FakeClock()
+    layer = RequestContextMiddleware(streaming_app(clock, fail_after=2), clock=clock)
+    with caplog.at_level(logging.INFO, logger="wsgi_gateway"), pytest.raises(ResponseAborted):
+        serve(layer)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info and len(caplog.records) == 1
+    fields = errors[0].gw
+    assert fields["status"] == 200 and fields["error"] == "aborted" and fields["bytes"] == 200
+    assert fields["request_id"] and fields["ms"] == 1500.0
+
+
+@pytest.mark.parametrize("raised, status", [
+    pytest.param(RuntimeError("boom"), "500 Internal Server Error", id="unexpected error"),
+    pytest.param(__import__("wsgi_gateway.errors", fromlist=["x"]).BodyReadError("NoMoreData"),
+                 "400 Bad Request", id="body read error"),
+])
+def test_a_failure_before_the_first_byte_is_a_clean_problem(caplog, raised, status):
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Partial", "1")])
+
+        def body():
+            raise raised
+            yield b""  # pragma: no cover
+        return body()
+
+    with caplog.at_level(logging.INFO, logger="wsgi_gateway"):
+        got, body = serve(RequestContextMiddleware(app))
+    assert got == status and json.loads(body)["status"] == int(status[:3])
+    [line] = access_lines(caplog)
+    assert line.gw["status"] == int(status[:3])
+
+
+def test_json_lines_have_utc_rfc3339_time_and_the_current_request_id():
+    record = logging.LogRecord("someapp", logging.INFO, "", 0, "hello", (), None)
+    record.created, record.msecs = 1796402100.1234, 123.4  # 2026-12-04T16:35:00.123Z
+    token = current_request_id.set("req-1")
+    try:
+        out = json.loads(JsonFormatter().format(record))
+    finally:
+        current_request_id.reset(token)
+    assert out["time"] == "2026-12-04T16:35:00.123Z" and out["request_id"] == "req-1"
+
+
+def test_json_tracebacks_are_a_field_of_the_one_line():
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        import sys
+        record = logging.LogRecord("x", logging.ERROR, "", 0, "failed", (), sys.exc_info())
+    line = JsonFormatter().format(record)
+    assert "\n" not in line and "ValueError: bad" in json.loads(line)["exception"]
+
+
+def test_a_body_read_error_after_the_first_byte_is_a_quiet_close_at_info(caplog):
+    from wsgi_gateway.errors import BodyReadError
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def body():
+            yield b"started"
+            raise BodyReadError("NoMoreData")  # what GuardedInput raises for a vanished client
+        return body()
+
+    with caplog.at_level(logging.INFO, logger="wsgi_gateway"), pytest.raises(ResponseAborted):
+        serve(RequestContextMiddleware(app))
+    [line] = caplog.records
+    assert line.levelno == logging.INFO and not line.exc_info
+    assert line.gw["error"] == "aborted:bad_request_body:NoMoreData" and line.gw["status"] == 200
+
+
+def test_a_file_wrapper_keeps_sendfile_and_still_logs_on_close(caplog):
+    from wsgiref.util import FileWrapper
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"file body"))
+
+    environ = EnvironBuilder("/f").get_environ()
+    environ["wsgi.file_wrapper"] = FileWrapper
+    with caplog.at_level(logging.INFO, logger="wsgi_gateway"):
+        result = RequestContextMiddleware(app)(environ, lambda s, h, e=None: None)
+        assert isinstance(result, FileWrapper)  # the server can still use sendfile
+        assert b"".join(result) == b"file body" and access_lines(caplog) == []
+        result.close()
+    [line] = access_lines(caplog)
+    assert line.gw["status"] == 200 and line.gw["bytes"] == -1

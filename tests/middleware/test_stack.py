@@ -77,7 +77,8 @@ def test_unexpected_exception_is_a_500_problem_without_trace(make_client, caplog
     text = response.get_data(as_text=True)
     assert "Traceback" not in text and "hunter2" not in text and "Error" not in body.get("detail", "")
     logged = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert logged and body["request_id"] in logged[0].getMessage() and logged[0].exc_info
+    assert len(logged) == 1 and logged[0].exc_info  # once, on the request line
+    assert logged[0].gw["request_id"] == body["request_id"] and logged[0].gw["status"] == 500
 
 
 def test_gateway_error_raised_by_the_upstream_is_rendered(make_client):
@@ -127,7 +128,8 @@ def test_write_callable_passes_through(make_client):
     pytest.param("", False, id="empty"),
 ])
 def test_request_id_taken_when_well_formed(make_client, upstream, incoming, kept):
-    response = make_client(TWO_APIS).get("/v1", headers={"X-Request-Id": incoming})
+    client = make_client(TWO_APIS + "client_headers: {trusted_proxies: [127.0.0.1]}\n")
+    response = client.get("/v1", headers={"X-Request-Id": incoming})
     rid = response.headers["X-Request-Id"]
     assert (rid == incoming) is kept
     assert len(rid) >= 1 and upstream.environ["HTTP_X_REQUEST_ID"] == rid
@@ -165,16 +167,30 @@ def test_health_and_ready(make_client, upstream):
     client = make_client("apis: [{name: root, path: /}]\n")
     assert client.get("/.gateway/health").json == {"status": "ok"}
     assert client.get("/.gateway/ready").json == {"status": "ready"}
-    assert client.get("/.gateway/other").status_code == 404
-    assert client.post("/.gateway/health").status_code == 405
     assert upstream.calls == 0  # an API at / never sees the reserved paths
+
+
+@pytest.mark.parametrize("method, path, status, code", [
+    pytest.param("GET", "/.gateway/other", 404, "not_found", id="unknown endpoint"),
+    pytest.param("POST", "/.gateway/health", 405, "method_not_allowed", id="POST health"),
+    pytest.param("DELETE", "/.gateway/ready", 405, "method_not_allowed", id="DELETE ready"),
+])
+def test_ops_errors_are_problems(make_client, method, path, status, code):
+    response = make_client("apis: [{name: a, path: /a}]\n").open(path, method=method)
+    body = problem(response)
+    assert response.status_code == status and body["type"].endswith(":" + code)
+    assert body["request_id"] == response.headers["X-Request-Id"]
+    if status == 405:
+        assert response.headers["Allow"] == "GET, HEAD"
 
 
 def test_ready_is_503_when_the_store_is_down(make_client):
     dead = MemcachedStore([("127.0.0.1", free_port())], connect_timeout=0.2)
     response = make_client("apis: [{name: a, path: /a}]\n", store=dead).get("/.gateway/ready")
     assert response.status_code == 503
-    assert response.json == {"status": "unavailable", "reasons": ["store unavailable"]}
+    body = problem(response)
+    assert body["type"] == "urn:wsgi-gateway:problem:not_ready"
+    assert body["reasons"] == ["store unavailable"]
     assert response.headers["Retry-After"] == "1"
 
 

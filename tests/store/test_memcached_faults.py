@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.store.faults import fault_in
 from tests.support.processes import Memcached
 from wsgi_gateway.errors import StoreError
 from wsgi_gateway.store.memcached import MemcachedStore
@@ -64,7 +65,7 @@ def test_frozen_server_times_out_then_fails_fast(private_memcached):
     store = MemcachedStore([("127.0.0.1", private_memcached.port)], timeout=0.2,
                            connect_timeout=0.2, retry_after=1.0)
     store.set("k", b"v", ttl=30)
-    private_memcached.freeze()
+    fault_in(private_memcached, "freeze")
     started = time.monotonic()
     with pytest.raises(StoreError):
         store.get("k")
@@ -100,7 +101,7 @@ def test_write_to_frozen_server_is_an_error_not_a_silent_loss(private_memcached)
     # pymemcache's default is fire-and-forget; the store must wait for the reply.
     store = MemcachedStore([("127.0.0.1", private_memcached.port)], timeout=0.2)
     store.get("warm-up")
-    private_memcached.freeze()
+    fault_in(private_memcached, "freeze")
     with pytest.raises(StoreError):
         store.set("k", b"v", ttl=30)
     private_memcached.resume()
@@ -134,7 +135,7 @@ def test_frozen_server_is_not_retried(private_memcached):
     store = MemcachedStore([("127.0.0.1", private_memcached.port)], timeout=0.2,
                            connect_timeout=0.2)
     store.get("warm-up")
-    private_memcached.freeze()
+    fault_in(private_memcached, "freeze")
     started = time.monotonic()
     with pytest.raises(StoreError):
         store.get("k")
@@ -174,7 +175,7 @@ def test_everywhere_with_one_node_down_and_one_frozen(two_nodes):
     two_nodes[0].stop()
     assert store.get_everywhere(["m"]) == {"m": [b"1"]}  # the other answers
     assert store.set_everywhere("m2", b"2", ttl=60) == 1
-    two_nodes[1].freeze()
+    fault_in(two_nodes[1], "freeze")
     started = time.monotonic()
     with pytest.raises(StoreError):
         store.get_everywhere(["m"])

@@ -193,7 +193,10 @@ class ApiKeyAuthenticator:
             stored, revoked = self.keys.lookup(key_id)
         except StoreError:
             self._store_state(failing=True)
-            if cached is not None and self.on_store_failure == "open":
+            if cached is not None and cached[1] is not None and self.on_store_failure == "open":
+                revoked = self.keys.durable_revocation(key_id)  # the file still holds
+                if revoked is not None and cached[1].revoked is None:
+                    return replace(cached[1], revoked=revoked), cached[2]
                 return cached[1], cached[2]  # the last known record, however old
             raise ServiceUnavailable("API keys cannot be checked now", retry_after=1) from None
         self._store_state(failing=False)

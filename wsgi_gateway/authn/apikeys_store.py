@@ -227,13 +227,20 @@ class ApiKeys:
             self._index(api, lambda current: [i for i in current if i not in gone])
         return sorted(records, key=lambda r: r.created)
 
+    def durable_revocation(self, key_id: str) -> float | None:
+        """The key's revocation from the revocations file alone (no server asked): what
+        still holds while the store fails."""
+        return revocation_time(self.store.get_durable([revoked_marker(key_id)]).get(
+            revoked_marker(key_id), ()))
+
     def revoke(self, key_id: str) -> KeyRecord | None:
         """Revoke ``key_id`` now: refused on every worker within the cache TTL (≤ 1 s).
-        None when the store has no such key (no marker is written then)."""
+        None when the store has no such key.
+
+        The marker goes first, so the revocations file keeps it even when every server
+        fails (the record's update then raises StoreError); a marker for an unknown id
+        is harmless and expires."""
         now = self.clock()
-        raw, _token = self.store.gets(record_key(key_id))
-        if KeyRecord.decode(raw) is None:
-            return None
         self.store.set_everywhere(revoked_marker(key_id), repr(now).encode(), RETAIN)
         return self._update(key_id, lambda r: r if r.revoked else replace(r, revoked=now))
 

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from ..config.secrets import Secret, resolve_secret
 from ..config.source import line_of, load_yaml
-from ..errors import ConfigError, InvalidRequest
+from ..errors import BodyReadError, ConfigError, InvalidRequest
 
 KEY_ID = re.compile(r"[!#-~]{1,128}\Z")      # printable ASCII, no space or quote
 MIN_SECRET = 16                               # bytes of an HMAC secret
@@ -150,7 +150,9 @@ def read_body(request, limit: int) -> bytes:
     request.max_content_length = limit
     try:
         body = request.get_data(cache=True)
-    except Exception:  # RequestEntityTooLarge, a client that went away
+    except BodyReadError:  # bad framing or a short body: the gateway's own 400
+        raise
+    except Exception:  # RequestEntityTooLarge
         raise InvalidRequest("the body could not be read within its size limit") from None
     environ = request.environ
     environ["wsgi.input"] = io.BytesIO(body)

@@ -12,11 +12,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from .headers import ClientHeadersConfig
 from .limits import LimitsConfig, SessionsConfig, StoreFailureConfig
 from .policies import PolicyConfig
 from .providers import ProviderConfig
 from .secrets import Secret, resolve_secret
 from .typed import Invalid, Where, did_you_mean, parsed
+from .upstream import UpstreamConfig, parse_upstream
 from .units import parse_duration
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -109,22 +111,6 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
-class UpstreamConfig:
-    """Where an API's requests go. Today ``app`` (the wrapped WSGI app); URLs come later."""
-
-    kind: Literal["app"] = "app"
-    target: str = ""
-
-
-def _upstream(node: object, where: Where) -> UpstreamConfig:
-    if node == "app":
-        return UpstreamConfig("app")
-    if isinstance(node, str) and re.match(r"https?://", node):
-        raise ValueError("URL upstreams (reverse proxy) are not supported yet; use 'app'")
-    raise ValueError(f"expected 'app', got {node!r}")
-
-
-@dataclass(frozen=True)
 class AuthMethodConfig:
     """One entry of an API's ``auth`` list: the method id and its typed options."""
 
@@ -146,7 +132,7 @@ class ApiConfig:
 
     name: str
     path: str
-    upstream: UpstreamConfig = field(default=UpstreamConfig(), metadata={"parse": _upstream})
+    upstream: UpstreamConfig = field(default=UpstreamConfig(), metadata={"parse": parse_upstream})
     auth: tuple[AuthMethodConfig, ...] = field(
         default=(AuthMethodConfig("keyless"),), metadata={"parse": _auth_methods})
     auth_mode: Literal["any", "all"] = "any"  # any: the first method with a credential decides;
@@ -179,12 +165,26 @@ class RoutingConfig:
     unmatched: Literal["not_found", "pass"] = "not_found"  # pass = straight to the app, unauthenticated
 
 
+def _trust_incoming(node: object, where: Where) -> str:
+    if node is True or node is False:  # the old boolean spelling
+        return "always" if node else "never"
+    if node not in ("trusted_proxies", "always", "never"):
+        raise ValueError(f"expected trusted_proxies, always or never, got {node!r}")
+    return node
+
+
 @dataclass(frozen=True)
 class RequestIdConfig:
-    """Request IDs: taken from ``header`` when well-formed and trusted, else generated."""
+    """Request IDs: taken from ``header`` when well-formed and trusted, else generated.
+
+    ``trust_incoming``: ``trusted_proxies`` (default) believes the ID only from a peer in
+    ``client_headers.trusted_proxies``; ``always`` from anyone (a client can then choose
+    the ID written in the logs); ``never`` always generates one.
+    """
 
     header: str = "X-Request-Id"
-    trust_incoming: bool = True
+    trust_incoming: Literal["trusted_proxies", "always", "never"] = field(
+        default="trusted_proxies", metadata={"parse": _trust_incoming})
 
 
 @dataclass(frozen=True)
@@ -276,6 +276,7 @@ class GatewayConfig:
     store: StoreConfig = StoreConfig()
     apis: tuple[ApiConfig, ...] = ()
     routing: RoutingConfig = RoutingConfig()
+    client_headers: ClientHeadersConfig = ClientHeadersConfig()
     request_id: RequestIdConfig = RequestIdConfig()
     logging: LoggingConfig = LoggingConfig()
     ops: OpsConfig = OpsConfig()

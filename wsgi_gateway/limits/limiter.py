@@ -4,8 +4,9 @@ Steady state costs at most two store round trips per served request: one ``incr`
 the rate window and one for the quota period (the previous window's count is read once
 per window and kept). A refused request then costs one ``decr`` per counter it took,
 giving its slot back (unless ``limits.refused: counted``): windows count served
-requests only, so a client above its limit is served the limit, not locked out. Counters key on the session ID, so they follow an identity across token
-re-issue; anonymous requests key on the client address.
+requests only, so a client above its limit is served the limit, not locked out.
+Counters key on the session ID, so they follow an identity across token re-issue;
+anonymous requests key on the client address.
 """
 
 from __future__ import annotations

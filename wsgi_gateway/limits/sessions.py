@@ -81,13 +81,20 @@ class Sessions:
         try:
             record, revoked_at = self._load(session_id, identity)
         except StoreError:
+            # the revocations file still holds while the store fails, open or closed
+            if _revokes(self._durable_mark(session_id, identity), identity):
+                raise InvalidToken("the session was revoked") from None
             return self._store_failed(ctx, identity.method)
         self._recovered()
-        if revoked_at is not None:
-            issued = identity.claims.get("iat") if identity.claims else None
-            if not isinstance(issued, (int, float)) or issued <= revoked_at:
-                raise InvalidToken("the session was revoked")
+        if _revokes(revoked_at, identity):
+            raise InvalidToken("the session was revoked")
         return record
+
+    def _durable_mark(self, session_id: str, identity) -> float | None:
+        found = self.store.get_durable([revoked_key(session_id),
+                                        identity_revoked_key(identity.issuer, identity.subject)])
+        marks = [float(v) for values in found.values() for v in values if _is_number(v)]
+        return max(marks, default=None)
 
     def _load(self, session_id: str, identity) -> tuple[dict[str, Any], float | None]:
         with self._lock:
@@ -177,6 +184,15 @@ class Sessions:
 
 def _encode(record: dict[str, Any]) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode()
+
+
+def _revokes(revoked_at: float | None, identity) -> bool:
+    """A revocation at ``revoked_at`` refuses credentials issued until then (by ``iat``;
+    one without ``iat`` until the marker expires)."""
+    if revoked_at is None:
+        return False
+    issued = identity.claims.get("iat") if identity.claims else None
+    return not isinstance(issued, (int, float)) or issued <= revoked_at
 
 
 def _newest(copies) -> dict[str, Any] | None:

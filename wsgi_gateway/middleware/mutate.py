@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from ..authn.credentials import CredentialPlaces
 from ..context import context_of
 from ..mutate.headers import drop_cookies, drop_headers, drop_query, environ_key, inject_headers
+from ..mutate.strip import ClientHeaderStrip
 
 
 class Mutate:
@@ -18,14 +19,18 @@ class Mutate:
         query parameters); all of them are removed when ``strip_auth`` is set.
         ``Authorization`` always is.
     :param drop: client headers never forwarded, e.g. ``X-Forwarded-User``.
+    :param strip: the gateway-wide list (identity, injected and proxy headers), the same
+        object on every route; None for a Mutate used alone.
 
     Every header the gateway injects (``ctx.upstream_headers``) is first removed from
     the client's request, so a client can never supply it.
     """
 
     def __init__(self, app: Callable, *, strip_auth: bool = True,
-                 credentials: CredentialPlaces = CredentialPlaces(), drop: Iterable[str] = ()):
+                 credentials: CredentialPlaces = CredentialPlaces(), drop: Iterable[str] = (),
+                 strip: ClientHeaderStrip | None = None):
         self.app = app
+        self.strip = strip
         places = credentials | CredentialPlaces(headers=("Authorization",)) if strip_auth \
             else CredentialPlaces()
         self.drop_keys = tuple(dict.fromkeys(environ_key(h) for h in [*places.headers, *drop]))
@@ -34,6 +39,8 @@ class Mutate:
 
     def __call__(self, environ, start_response):
         ctx = context_of(environ)
+        if self.strip is not None:
+            self.strip.apply(environ)
         drop_headers(environ, self.drop_keys)
         if self.cookies and "HTTP_COOKIE" in environ:
             drop_cookies(environ, self.cookies)

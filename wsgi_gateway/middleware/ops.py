@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 
 from ..context import context_of
+from ..errors import GatewayError, MethodNotAllowed, NotFound, NotReady
 
 
 class OpsEndpoints:
@@ -17,7 +18,9 @@ class OpsEndpoints:
     :param readiness: returns the reasons the gateway cannot serve yet (empty when
         ready). Reasons are short and name no host, key or secret.
 
-    ``health``: 200 while the process answers. ``ready``: 200, or 503 with the reasons.
+    ``health``: 200 ``{"status": "ok"}`` while the process answers. ``ready``: 200
+    ``{"status": "ready"}``, or a 503 problem (``not_ready``) listing the reasons. Any
+    other answer is a problem body like every error of the gateway.
     """
 
     def __init__(self, app: Callable, *, prefix: str = "/.gateway/",
@@ -31,23 +34,28 @@ class OpsEndpoints:
         if not path.startswith(self.prefix):
             return self.app(environ, start_response)
         context_of(environ).api = "-ops"
-        endpoint = path[len(self.prefix):]
-        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            return _answer(environ, start_response, "405 Method Not Allowed",
-                           {"status": "method not allowed"}, [("Allow", "GET, HEAD")])
+        try:
+            body = self.answer(path[len(self.prefix):], environ.get("REQUEST_METHOD"))
+        except GatewayError as err:
+            return err(environ, start_response)
+        return _answer(start_response, body)
+
+    def answer(self, endpoint: str, method: str | None) -> dict:
+        """The small JSON body of an OK answer; raises the problem otherwise."""
+        if endpoint not in ("health", "ready"):
+            raise NotFound("no such gateway endpoint")
+        if method not in ("GET", "HEAD"):
+            raise MethodNotAllowed(allow=("GET", "HEAD"))
         if endpoint == "health":
-            return _answer(environ, start_response, "200 OK", {"status": "ok"})
-        if endpoint == "ready":
-            reasons = self.readiness()
-            if reasons:
-                return _answer(environ, start_response, "503 Service Unavailable",
-                               {"status": "unavailable", "reasons": reasons}, [("Retry-After", "1")])
-            return _answer(environ, start_response, "200 OK", {"status": "ready"})
-        return _answer(environ, start_response, "404 Not Found", {"status": "not found"})
+            return {"status": "ok"}
+        reasons = self.readiness()
+        if reasons:
+            raise NotReady(reasons)
+        return {"status": "ready"}
 
 
-def _answer(environ, start_response, status: str, body: dict, headers=()) -> list[bytes]:
+def _answer(start_response, body: dict) -> list[bytes]:
     data = json.dumps(body).encode()
-    start_response(status, [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
-                            ("Content-Length", str(len(data))), *headers])
+    start_response("200 OK", [("Content-Type", "application/json"), ("Cache-Control", "no-store"),
+                              ("Content-Length", str(len(data)))])
     return [data]

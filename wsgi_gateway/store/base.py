@@ -62,6 +62,12 @@ class Store(Protocol):
         if any copy says so). StoreError only when no server answered."""
         ...
 
+    def get_durable(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
+        """The ``set_everywhere`` markers kept outside the servers (the revocations
+        file), without asking any server: what still holds while the store fails.
+        Empty without a revocations file."""
+        ...
+
     def gets(self, key: str) -> tuple[bytes | None, object | None]:
         """The value and a compare-and-set token (both None when absent)."""
         ...

@@ -164,6 +164,9 @@ class MemcachedStore:
                     found.setdefault(wanted[full], []).append(value)
         return found
 
+    def get_durable(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
+        return {}
+
     def _on_every_server(self, op: Callable) -> dict[str, object]:
         """``op(server_client)`` on each server, through HashClient's breaker: a server
         that fails (or is left alone) answers None; the others are still asked."""

@@ -104,6 +104,9 @@ class MemoryStore:
     def get_everywhere(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
         return {key: [value] for key, value in self.get_many(keys).items()}
 
+    def get_durable(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
+        return {}
+
     def gets(self, key: str) -> tuple[bytes | None, object | None]:
         with self._lock:
             entry = self._live(store_key(self._ns, key))

@@ -128,9 +128,12 @@ class DurableMarkers:
     def get_everywhere(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
         keys = list(keys)
         found = self.inner.get_everywhere(keys)
-        durable = self.file.lookup(store_key(self._ns, key) for key in keys)
-        for key in keys:
-            value = durable.get(store_key(self._ns, key))
-            if value is not None:
-                found.setdefault(key, []).append(value)
+        for key, values in self.get_durable(keys).items():
+            found.setdefault(key, []).extend(values)
         return found
+
+    def get_durable(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
+        keys = list(keys)
+        durable = self.file.lookup(store_key(self._ns, key) for key in keys)
+        return {key: [durable[store_key(self._ns, key)]] for key in keys
+                if store_key(self._ns, key) in durable}

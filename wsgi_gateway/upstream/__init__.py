@@ -1,5 +1,6 @@
-"""Upstreams: the wrapped WSGI app (and, later, a reverse proxy to a URL)."""
+"""Upstreams: the wrapped WSGI app, or a reverse proxy to URL targets."""
 
 from .app import load_app
+from .proxy import ReverseProxy
 
-__all__ = ["load_app"]
+__all__ = ["ReverseProxy", "load_app"]

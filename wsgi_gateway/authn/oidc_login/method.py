@@ -45,7 +45,9 @@ class OidcLoginAuthenticator:
         self.flow, self.provider = flow, provider
         options = flow.options
         self.credentials = CredentialPlaces(cookies=(options.cookie(), options.login_cookie))
-        self.owned_headers = ("Authorization",) if options.forward_access_token else ()
+        # no owned_headers: a forwarded token goes in ctx.upstream_headers, which replaces a
+        # client's Authorization for that request; listing Authorization gateway-wide would
+        # also strip it from APIs that pass it through (strip_auth: false)
         self._identities: LRUCache = LRUCache(maxsize=10_000)  # per session version
         self._lock = threading.Lock()
 
