@@ -103,8 +103,10 @@ class LoginFlow:
             self._end_old(request)
             handle, _ = self.sessions.create(claims, tokens)
         except (LoginRejected, TokenRejected, GrantRejected) as exc:
-            log.info("sign-in refused: %s", exc if not isinstance(exc, GrantRejected)
-                     else f"the provider refused the code ({exc})")
+            # a refused code is often the operator's (invalid_client, a wrong redirect URI)
+            log.log(logging.WARNING if isinstance(exc, GrantRejected) else logging.INFO,
+                    "sign-in refused: %s", exc if not isinstance(exc, GrantRejected)
+                    else f"the provider refused the code ({exc})")
             detail = str(exc) if not isinstance(exc, GrantRejected) else \
                 "the identity provider refused this sign-in; please start again"
             return error_response(LoginFailed(detail).for_browser(True), None)
@@ -144,6 +146,8 @@ class LoginFlow:
         except StoreError:
             raise SessionUnavailable("your session cannot be read right now: the session "
                                      "store is unavailable").for_browser(self.wants_page(request)) from None
+        except SessionUnavailable as err:  # a refresh that cannot finish now
+            raise err.for_browser(self.wants_page(request)) from None
 
     def check_origin(self, request: Request) -> None:
         """Unsafe methods with the session cookie must come from an allowed origin."""
