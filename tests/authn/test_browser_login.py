@@ -665,3 +665,13 @@ def test_a_per_worker_store_with_several_workers_is_warned(tmp_path, idp, store,
     path.write_text(yaml.safe_dump(gateway_config(idp, store=store)))
     warnings = shared_state_warnings(load_config(path), workers)
     assert any("oidc_login" in w for w in warnings) is warned
+
+
+@pytest.mark.parametrize("error", ["<script>alert(1)</script>", "access_denied\"><img src=x>"])
+def test_a_provider_error_is_never_reflected_as_markup(gw, error):
+    browser = gw.browser()
+    state = query(browser.start())["state"]
+    response = browser.get(ROUTES + "callback", query_string={"state": state, "error": error})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "<script>" not in page and "<img" not in page

@@ -113,9 +113,13 @@ def _browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[test]')")
+        reason = "playwright is not installed (pip install -e '.[test]')"
+        print(f"\nSKIP the real-browser test: {reason}")
+        pytest.skip(reason)
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; contrib/run.sh test does)")
+        reason = f"{CHROMIUM} is missing (apt-get install chromium; contrib/run.sh test does)"
+        print(f"\nSKIP the real-browser test: {reason}")
+        pytest.skip(reason)
     return sync_playwright
 
 
