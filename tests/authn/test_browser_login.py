@@ -116,6 +116,7 @@ def _readable(value: bytes) -> bytes:
     pytest.param({"Accept": "application/json"}, id="API client (no text/html)"),
     pytest.param({"Accept": "*/*"}, id="curl default Accept"),
     pytest.param({**NAV, "Sec-Fetch-Dest": "image"}, id="an image load"),
+    pytest.param({**NAV, "Sec-Fetch-Dest": "iframe"}, id="a framed page"),
 ])
 def test_scripts_get_401_not_a_redirect(gw, headers):
     response = gw.browser().get("/app/data", headers=headers)

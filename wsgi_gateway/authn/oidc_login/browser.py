@@ -37,7 +37,7 @@ def is_navigation(request, script_header: str | None = None) -> bool:
     if mode is not None and mode != "navigate":
         return False
     dest = headers.get("Sec-Fetch-Dest")
-    if dest is not None and dest not in ("document", "empty"):
+    if dest is not None and dest != "document":  # an iframe cannot show the provider's page
         return False
     return "text/html" in headers.get("Accept", "")
 
