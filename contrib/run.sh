@@ -71,8 +71,7 @@ case "$command_name" in
     sleep 1
     .venv/bin/wsgi-gateway serve -c conf/jwt-demo.yaml "$@" ;;
   browser-demo)
-    export GW_DEMO_SECRET_KEY=${GW_DEMO_SECRET_KEY:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')}
-    export GW_DEMO_CLIENT_SECRET=${GW_DEMO_CLIENT_SECRET:-demo-browser-secret}
+    export WSGI_GATEWAY_SECRET_KEY=${WSGI_GATEWAY_SECRET_KEY:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')}
     memcached_bin=$(command -v memcached || echo /usr/bin/memcached)
     "$memcached_bin" -l 127.0.0.1 -p 11311 -m 64 -U 0 -u "$(id -un)" &
     memcached_pid=$!
