@@ -676,3 +676,13 @@ def test_a_provider_error_is_never_reflected_as_markup(gw, error):
     assert response.status_code == 400
     page = response.get_data(as_text=True)
     assert "<script>" not in page and "<img" not in page
+
+
+def test_a_replayed_logout_token_ends_nothing_more(gw, idp, clock):
+    token = idp.logout_token(CLIENT_ID, sub="alice")
+    assert _post_logout_token(gw, token).status_code == 200
+    browser = gw.browser()
+    browser.login()  # signed in again after the logout the token announced
+    assert _post_logout_token(gw, token).status_code == 400
+    clock.advance(1.01)
+    assert browser.get("/app/x", headers=SCRIPT).status_code == 200

@@ -245,6 +245,10 @@ class LoginFlow:
             return Response(status=405, headers={**headers, "Allow": "POST"})
         try:
             sid, sub, claims = self.client.verify_logout_token(request.form.get("logout_token"))
+            if not self.sessions.first_use(f"jti:{claims['iss']}\0{claims['jti']}",
+                                           ttl=float(claims["exp"]) - self.clock() + 60):
+                raise TokenRejected("this logout token was already used")  # a replay could
+                # otherwise end sessions signed in after the logout it announced
             ended = self.sessions.end_all(claims["iss"], sid=sid, sub=sub)
         except TokenRejected as exc:
             log.info("back-channel logout refused: %s", exc)

@@ -164,6 +164,11 @@ class BrowserSessions:
     def expired(self, session: Session, now: float) -> bool:
         return now - session.last_seen > self.idle or now - session.created > self.absolute
 
+    def first_use(self, name: str, ttl: float) -> bool:
+        """True the first time ``name`` is seen within ``ttl`` (single-use tokens)."""
+        key = f"{self.ns}:once:{self.sealer.digests.digest('oidc-once', name)}"
+        return self.store.add(key, b"1", max(ttl, 1) + 5)
+
     # -- refresh lease ------------------------------------------------------------
     def take_lease(self, session: Session, ttl: float) -> bool:
         """True when this caller may refresh the session now (one at a time everywhere)."""
