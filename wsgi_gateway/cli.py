@@ -127,7 +127,7 @@ def _check(args) -> int:
 
 
 def _rules_test(args) -> int:
-    from .policy.engine import get_engine
+    from .cel import get_engine
     from .policy.testing import find_test_files, report, run_test_file
 
     engine = get_engine(args.engine)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .engine import CompileError, EvalError, get_engine
+from ..cel import CompileError, EvalError, get_engine
 from .rulefile import Rule, RuleFile
 
 

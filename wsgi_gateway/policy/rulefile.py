@@ -18,7 +18,8 @@ from pathlib import Path
 from ..config.source import Mark, load_yaml, mark_of
 from ..config.typed import did_you_mean
 from ..errors import ConfigError
-from .engine import CompileError, Engine, Program
+from ..cel import CompileError, Engine, Program
+from ..cel.limits import DEFAULT_LIMITS, CelLimits
 from .variables import TOKEN_ROOTS
 
 SECTIONS = ("shadow", "validate", "map", "assign", "default_policy", "deny", "allow", "headers")
@@ -91,6 +92,7 @@ class _Loader:
 
     def __init__(self, path: Path, engine: Engine, policies: set[str] | None):
         self.path, self.engine, self.policies = path, engine, policies
+        self.limits: CelLimits = DEFAULT_LIMITS
         self.problems: list[str] = []
         self.lines: list[str] = []
 
@@ -106,7 +108,7 @@ class _Loader:
             self.problem(container, key, where, "expected a CEL expression (a string)")
             return None
         try:
-            return source, self.engine.compile(source, result=bool if boolean else None)
+            return source, self.engine.compile(source, result=bool if boolean else None, limits=self.limits)
         except CompileError as exc:
             self.problems.append(self._caret(location, where, source, exc))
             return None
@@ -119,13 +121,16 @@ class _Loader:
                 f"    {text}\n    {' ' * (column - 1)}^")
 
 
-def load_rule_file(path: Path, engine: Engine, policies: set[str] | None = None) -> RuleFile:
+def load_rule_file(path: Path, engine: Engine, policies: set[str] | None = None,
+                   limits: CelLimits = DEFAULT_LIMITS) -> RuleFile:
     """The compiled rule file at ``path``; ConfigError listing every fault.
 
     ``policies``: the policy names the config defines (None: not checked).
+    ``limits``: the config's CEL bounds (a rule over the cost limit is a fault).
     """
     node = load_yaml(path)
     loader = _Loader(path, engine, policies)
+    loader.limits = limits
     loader.lines = path.read_text(encoding="utf-8").splitlines()
     if not isinstance(node, dict):
         raise ConfigError(f"{path}:1: expected a mapping of sections ({', '.join(SECTIONS)})")
