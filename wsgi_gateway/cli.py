@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--token", help="an access token (verified with the config's providers)")
     source.add_argument("--claims", help="a JSON or YAML file of claims (not verified)")
     explain.add_argument("--request", required=True, help="'METHOD /path', e.g. 'GET /v1/orders'")
-    explain.add_argument("--header", action="append", default=[], help="K:V (repeatable)")
+    explain.add_argument("--header", "-H", action="append", default=[], help="K:V (repeatable)")
+    explain.add_argument("--format", choices=["text", "json"], default="text")
     explain.set_defaults(run=_explain)
     return parser
 
@@ -136,10 +137,10 @@ def _sessions(args) -> int:
 def _explain(args) -> int:
     from .explain import explain
 
-    text, allowed = explain(args.config, token=args.token, claims_file=args.claims,
-                            request=args.request, headers=args.header)
-    print(text)
-    return 0 if allowed else 1
+    result = explain(args.config, token=args.token, claims_file=args.claims,
+                     request=args.request, headers=args.header)
+    print(result.as_json() if args.format == "json" else result.text())
+    return 0 if result.allowed or result.shadow else 1
 
 
 def _serve(args) -> int:

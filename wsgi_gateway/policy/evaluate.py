@@ -28,6 +28,7 @@ from ..config.policies import PolicyConfig
 from ..errors import Forbidden, InsufficientScope, InvalidToken
 from ..identity import Identity
 from ..mutate.headers import check_header_value
+from .celtext import cel_text
 from .engine import Engine, EvalError, lookup
 from .rulefile import Rule, RuleFile
 from .variables import (
@@ -52,7 +53,7 @@ class Outcome:
         return self.error is None and self.value is True
 
     def describe(self) -> str:
-        return f"error: {self.error}" if self.error else repr(self.value)
+        return f"error: {self.error}" if self.error else cel_text(self.value)
 
 
 @dataclass
@@ -67,13 +68,15 @@ class Decision:
     policies: list[str] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     steps: list[tuple[str, str, str]] = field(default_factory=list)  # (rule, outcome, note)
+    decided_by: str | None = None  # the rule (or step) that refused, or the allow rule that allowed
 
     def step(self, rule: Rule, outcome: Outcome, note: str = "") -> None:
         self.steps.append((rule.name, outcome.describe(), note))
 
-    def refuse(self, status: int, reason: str, code: str | None = None) -> None:
+    def refuse(self, status: int, reason: str, code: str | None = None, by: str | None = None) -> None:
         if self.allowed:
             self.allowed, self.status, self.reason, self.code = False, status, reason, code
+            self.decided_by = by
 
 
 class _TokenPart:
@@ -167,7 +170,7 @@ class CelRuleSet:
             outcome = run(rule)
             decision.step(rule, outcome, _shadow_note(rule, not outcome.true, "would fail"))
             if not outcome.true and not rule.shadow:
-                decision.refuse(401, rule.message)
+                decision.refuse(401, rule.message, by=rule.name)
 
     def _assign(self, run, decision: Decision, part: "_TokenPart") -> None:
         for rule in self.rules.assign:
@@ -187,11 +190,11 @@ class CelRuleSet:
     def _access(self, request: "_RequestValues", decision: Decision) -> None:
         if not decision.policies:
             if self.rules.assign:
-                decision.refuse(403, "no policy applies to this identity")
+                decision.refuse(403, "no policy applies to this identity", by="assign")
             return
         reason = access_refusal(self.policies, decision.policies, self.api, request.method, request.path)
         if reason:
-            decision.refuse(403, reason)
+            decision.refuse(403, reason, by="policies")
 
     def _deny(self, run, decision: Decision) -> None:
         for rule in self.rules.deny:
@@ -200,7 +203,7 @@ class CelRuleSet:
             decision.step(rule, outcome, _shadow_note(rule, matched, "would deny") or
                           ("denies" if matched else ""))
             if matched and not rule.shadow:
-                decision.refuse(403, rule.message, rule.code)
+                decision.refuse(403, rule.message, rule.code, by=rule.name)
 
     def _allow(self, run, decision: Decision) -> None:
         enforced = [r for r in self.rules.allow if not r.shadow]
@@ -208,10 +211,12 @@ class CelRuleSet:
         for rule in self.rules.allow:
             outcome = run(rule)
             decision.step(rule, outcome, "allows" if outcome.true else "")
+            if outcome.true and not rule.shadow and not matched_any and decision.allowed:
+                decision.decided_by = rule.name
             matched_any |= outcome.true and not rule.shadow
         if enforced and not matched_any:
             code = next((r.code for r in enforced if r.code), None)
-            decision.refuse(403, "no allow rule matched", code)
+            decision.refuse(403, "no allow rule matched", code, by="allow")
 
     def _late_headers(self, ctx, values: "_RequestValues") -> dict[str, str]:
         """The headers that read ``limits``, once the Limits layer has counted."""
