@@ -18,7 +18,8 @@ from pathlib import Path
 from ..config.source import Mark, load_yaml, mark_of
 from ..errors import ConfigError
 from .engine import CompileError, Engine, Program
-from .variables import TOKEN_ROOTS
+from .shapes import ANY, Shapes
+from .variables import TOKEN_ROOTS, declared_shapes
 
 SECTIONS = ("shadow", "validate", "map", "assign", "default_policy", "deny", "allow", "headers")
 _HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}\Z")
@@ -92,25 +93,32 @@ class _Loader:
         self.path, self.engine, self.policies = path, engine, policies
         self.problems: list[str] = []
         self.lines: list[str] = []
+        self.shapes: Shapes = declared_shapes()  # `identity` gains the map names (load_rule_file)
 
     def problem(self, container, key, where: str, message: str) -> None:
         mark = mark_of(container, key)
         line = mark.line if mark else getattr(container, "line", 0)
         self.problems.append(f"{self.path}:{line}: {where}: {message}")
 
-    def compile(self, container, key, where: str, *, boolean: bool) -> tuple[str, Program] | None:
+    def compile(self, container, key, where: str, *, boolean: bool,
+                shapes: Shapes | None = None) -> tuple[str, Program] | None:
         source = container[key]
         location = Location(self.path, mark_of(container, key))
         if not isinstance(source, str) or not source.strip():
             self.problem(container, key, where, "expected a CEL expression (a string)")
             return None
         try:
-            return source, self.engine.compile(source, result=bool if boolean else None)
+            program = self.engine.compile(source, result=bool if boolean else None)
         except CompileError as exc:
             self.problems.append(self._caret(location, where, source, exc))
             return None
+        faults = (shapes or self.shapes).check(program.references, source)
+        self.problems.extend(self._caret(location, where, source, fault) for fault in faults)
+        return None if faults else (source, program)
 
-    def _caret(self, location: Location, where: str, source: str, exc: CompileError) -> str:
+    def _caret(self, location: Location, where: str, source: str, exc) -> str:
+        """``file:line:col: where: message``, the expression line and a caret under the
+        fault (``exc``: a CompileError or a ShapeProblem: message, line, column)."""
         line, column = exc.line or 1, exc.column or 1
         file_line, file_column = location.point(line, column, self.lines)
         text = source.splitlines()[line - 1] if source.splitlines() else source
@@ -132,6 +140,9 @@ def load_rule_file(path: Path, engine: Engine, policies: set[str] | None = None)
         if key not in SECTIONS:
             loader.problem(node, key, str(key), f"unknown section; allowed: {', '.join(SECTIONS)}")
     shadow = _flag(loader, node, "shadow", "shadow")
+    mapped = node.get("map")
+    if isinstance(mapped, dict):  # later sections see identity.<name> for each map entry
+        loader.shapes = declared_shapes({k: ANY for k in mapped if isinstance(k, str)})
     rule_file = RuleFile(
         path=path,
         shadow=shadow,
@@ -228,7 +239,8 @@ def _mapping(loader: _Loader, node, section: str, *, boolean: bool):
         if section == "map" and not (isinstance(key, str) and re.fullmatch(r"[a-z_][a-z0-9_]*", key)):
             loader.problem(entries, key, where, "map names are lower_snake_case identifiers")
             continue
-        compiled = loader.compile(entries, key, where, boolean=boolean)
+        shapes = declared_shapes() if section == "map" else None  # map sees the base identity
+        compiled = loader.compile(entries, key, where, boolean=boolean, shapes=shapes)
         if compiled is not None and section != "headers" and _reads_limits(compiled[1]):
             loader.problem(entries, key, where, "only headers may read limits (they are "
                            "counted after the rules decide)")
