@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     test = rules_commands.add_parser("test", help="run the rule test cases (NAME.test.yaml)")
     test.add_argument("paths", nargs="*", default=["rules"], help="test files or folders (default: rules)")
     test.add_argument("--engine", choices=["cel-python", "cel-cpp"], default="cel-python")
+    test.add_argument("--format", choices=["text", "json"], default="text")
+    test.add_argument("--coverage", action="store_true",
+                      help="also list rules no case evaluated and conditions never true or false")
     test.set_defaults(run=_rules_test)
 
     sessions = commands.add_parser("sessions", help="show or revoke sessions in the store")
@@ -92,13 +95,14 @@ def _check(args) -> int:
 
 def _rules_test(args) -> int:
     from .policy.engine import get_engine
-    from .policy.testing import find_test_files, report, run_test_file
+    from .policy.testing import Coverage, find_test_files, report, report_json, run_test_file
 
     engine = get_engine(args.engine)
+    coverage = Coverage() if args.coverage else None
     results = []
     for path in find_test_files(args.paths):
-        results.extend(run_test_file(path, engine))
-    print(report(results))
+        results.extend(run_test_file(path, engine, coverage))
+    print((report_json if args.format == "json" else report)(results, coverage))
     if not results:
         print("error: no rule test files found", file=sys.stderr)
         return 1
