@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a config without serving")
     check.add_argument("-c", "--config", required=True, help="the gateway's YAML config")
     check.add_argument("--app", help="the wrapped WSGI app, module:callable (overrides 'app')")
+    check.add_argument("--format", choices=["text", "json"], default="text",
+                       help="json: one object with ok, errors and warnings, for CI")
     check.set_defaults(run=_check)
 
     rules = commands.add_parser("rules", help="work with rule files")
@@ -86,6 +88,18 @@ def _check(args) -> int:
     from .serve import check
 
     warnings: list[str] = []
+    if args.format == "json":
+        import json
+
+        try:
+            config = check(args.config, args.app, warn=warnings.append)
+        except ConfigError as err:
+            print(json.dumps({"ok": False, "config": args.config, "errors": list(err.problems),
+                              "warnings": warnings}, indent=2))
+            return 2
+        print(json.dumps({"ok": True, "config": str(config.source), "apis": len(config.apis),
+                          "errors": [], "warnings": warnings}, indent=2))
+        return 0
     config = check(args.config, args.app, warn=warnings.append)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -79,3 +79,18 @@ def test_check_fails_on_a_misspelt_field(tmp_path, monkeypatch, capsys):
     status = main(["check", "-c", str(tmp_path / "gw.yaml"), "--app", "contrib.demo.echo:app"])
     assert status == 2
     assert "did you mean 'method'?" in capsys.readouterr().err
+
+
+def test_check_json_lists_the_errors(tmp_path, monkeypatch, capsys):
+    import json
+
+    for key, value in SECRET_ENV.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "rules.yaml").write_text("allow:\n  - when: \"token.scops == []\"\n")
+    config = gateway_config(None, policies={"basic": {}}, api={"rules": "rules.yaml"})
+    (tmp_path / "gw.yaml").write_text(yaml.safe_dump(config))
+    status = main(["check", "-c", str(tmp_path / "gw.yaml"), "--app", "contrib.demo.echo:app",
+                   "--format", "json"])
+    out = json.loads(capsys.readouterr().out)
+    assert status == 2 and out["ok"] is False
+    assert "did you mean 'scopes'?" in out["errors"][0]
