@@ -81,6 +81,17 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--header", "-H", action="append", default=[], help="K:V (repeatable)")
     explain.add_argument("--format", choices=["text", "json"], default="text")
     explain.set_defaults(run=_explain)
+
+    evaluate = commands.add_parser("eval", help="evaluate one CEL expression (no EXPR: a small REPL)")
+    evaluate.add_argument("expression", nargs="?", metavar="EXPR",
+                          help="a CEL expression; without it, one per line from stdin")
+    evaluate.add_argument("--claims", help="a JSON or YAML file of claims (default: none)")
+    evaluate.add_argument("--request", default="GET /", help="'METHOD /path?query' (default: 'GET /')")
+    evaluate.add_argument("-H", "--header", action="append", default=[], help="'Name: value' (repeatable)")
+    evaluate.add_argument("--api", default="api", help="the value of `api` (default: api)")
+    evaluate.add_argument("--now", help="the value of `now`, RFC 3339 (default: the clock)")
+    evaluate.add_argument("--engine", choices=["cel-python", "cel-cpp"], default="cel-python")
+    evaluate.set_defaults(run=_eval)
     return parser
 
 
@@ -159,6 +170,21 @@ def _explain(args) -> int:
                      request=args.request, headers=args.header)
     print(result.as_json() if args.format == "json" else result.text())
     return 0 if result.allowed or result.shadow else 1
+
+
+def _eval(args) -> int:
+    from .policy.engine import get_engine
+    from .policy.repl import Inputs, activation, evaluate, parse_now, parse_request, read_claims, repl
+
+    method, path, headers = parse_request(args.request, args.header)
+    engine = get_engine(args.engine)
+    values = activation(engine, Inputs(read_claims(args.claims), method, path, headers, args.api,
+                                       parse_now(args.now)))
+    if args.expression is None:
+        return repl(engine, values)
+    ok, text = evaluate(engine, args.expression, values)
+    print(text, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
 
 
 def _serve(args) -> int:
