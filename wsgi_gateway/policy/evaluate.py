@@ -18,6 +18,7 @@ import itertools
 import logging
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from ..errors import Forbidden, InsufficientScope, InvalidToken
 from ..identity import Identity
 from ..mutate.headers import check_header_value
 from .celtext import cel_text
-from .engine import Engine, EvalError, lookup
+from .engine import Engine, EvalError, Rejected, lookup
 from .rulefile import Rule, RuleFile
 from .variables import (
     TOKEN_ROOTS, base_identity, cert_variable, limits_variable, now_variable, request_variable, session_variable,
@@ -117,7 +118,8 @@ class CelRuleSet:
         self.policies = policies
         self.clock = clock
         self._api_value = engine.convert(api)
-        self._static = {r.key: _is_static(r) for r in rules.rules()}
+        messages = [r.message_rule for r in rules.rules() if r.message_rule is not None]
+        self._static = {r.key: _is_static(r) for r in (*rules.rules(), *messages)}
         self._late = frozenset(r.name for r in rules.headers
                                if any(ref.partition(".")[0] == "limits" for ref in r.program.references))
         self._tokens: LRUCache = LRUCache(maxsize=cache_size)
@@ -169,8 +171,8 @@ class CelRuleSet:
         for rule in self.rules.validate:
             outcome = run(rule)
             decision.step(rule, outcome, _shadow_note(rule, not outcome.true, "would fail"))
-            if not outcome.true and not rule.shadow:
-                decision.refuse(401, rule.message, by=rule.name)
+            if not outcome.true and not rule.shadow and decision.allowed:
+                decision.refuse(401, _message(run, rule), by=rule.name)
 
     def _assign(self, run, decision: Decision, part: "_TokenPart") -> None:
         for rule in self.rules.assign:
@@ -202,8 +204,8 @@ class CelRuleSet:
             matched = outcome.value is True or outcome.error is not None  # errors deny
             decision.step(rule, outcome, _shadow_note(rule, matched, "would deny") or
                           ("denies" if matched else ""))
-            if matched and not rule.shadow:
-                decision.refuse(403, rule.message, rule.code, by=rule.name)
+            if matched and not rule.shadow and decision.allowed:
+                decision.refuse(403, _message(run, rule), rule.code, by=rule.name)
 
     def _allow(self, run, decision: Decision) -> None:
         enforced = [r for r in self.rules.allow if not r.shadow]
@@ -266,7 +268,7 @@ class CelRuleSet:
         part = _TokenPart(identity, activation, mapped)
         for rule in self.rules.map:  # map rules see the base identity
             if self._static[rule.key]:
-                outcome = _evaluate(rule, activation)
+                outcome = _fit_for_identity(convert, rule, _evaluate(rule, activation))
                 part.static[rule.key] = outcome
                 if outcome.error is None:
                     mapped[rule.name] = outcome.value
@@ -413,6 +415,17 @@ def _evaluate(rule: Rule, activation: Mapping[str, Any]) -> Outcome:
         return Outcome(error=exc.message)
 
 
+def _fit_for_identity(convert, rule: Rule, outcome: Outcome) -> Outcome:
+    """A map entry's outcome, as an error when ``identity`` could not hold its value (a
+    timestamp, or a value over the size limits): left out, it cannot make the whole
+    ``identity`` unusable for every later rule."""
+    if outcome.error is None:
+        checked = convert({rule.name: outcome.value})
+        if isinstance(checked, Rejected):
+            return Outcome(error=f"identity.{rule.name} cannot hold this value: {checked.reason}")
+    return outcome
+
+
 def _is_static(rule: Rule) -> bool:
     roots = {ref.partition(".")[0] for ref in rule.program.references}
     return roots <= TOKEN_ROOTS
@@ -431,6 +444,33 @@ def header_text(value: Any) -> str | None:
     if isinstance(value, bytes):
         return None
     return str(value)
+
+
+#: Longest reason a ``messageExpression`` may give (the rest is cut).
+MAX_MESSAGE_LENGTH = 256
+
+
+def _message(run, rule: Rule) -> str:
+    """The refusal's reason: the rule's ``messageExpression`` when it gives a non-empty
+    string (control and format characters removed, at most MAX_MESSAGE_LENGTH
+    characters), else its fixed message."""
+    if rule.message_rule is None:
+        return rule.message
+    outcome = run(rule.message_rule)
+    if outcome.error is None and isinstance(outcome.value, str):
+        text = bounded_message(outcome.value)
+        if text:
+            return text
+    return rule.message
+
+
+def bounded_message(text: str) -> str:
+    """``text`` fit for a problem body and a log line: no control, format or line
+    separator characters (a reason cannot forge log lines or reorder text), runs of
+    white space as one space, at most MAX_MESSAGE_LENGTH characters."""
+    kept = "".join(" " if c.isspace() else c for c in text[: MAX_MESSAGE_LENGTH * 4]
+                   if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co", "Cn"))
+    return " ".join(kept.split())[:MAX_MESSAGE_LENGTH]
 
 
 def _shadow_note(rule: Rule, happened: bool, what: str) -> str:

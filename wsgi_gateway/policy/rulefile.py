@@ -60,6 +60,7 @@ class Rule:
     code: str | None = None     # deny/allow: "insufficient_scope" for RFC 6750
     shadow: bool = False
     key: str = ""               # unique in the file (section and position): caches key on it
+    message_rule: "Rule | None" = None  # validate/deny: messageExpression, a string from the token
 
 
 @dataclass(frozen=True)
@@ -100,15 +101,15 @@ class _Loader:
         line = mark.line if mark else getattr(container, "line", 0)
         self.problems.append(f"{self.path}:{line}: {where}: {message}")
 
-    def compile(self, container, key, where: str, *, boolean: bool,
-                shapes: Shapes | None = None) -> tuple[str, Program] | None:
+    def compile(self, container, key, where: str, *, boolean: bool, shapes: Shapes | None = None,
+                result: type | None = None) -> tuple[str, Program] | None:
         source = container[key]
         location = Location(self.path, mark_of(container, key))
         if not isinstance(source, str) or not source.strip():
             self.problem(container, key, where, "expected a CEL expression (a string)")
             return None
         try:
-            program = self.engine.compile(source, result=bool if boolean else None)
+            program = self.engine.compile(source, result=bool if boolean else result)
         except CompileError as exc:
             self.problems.append(self._caret(location, where, source, exc))
             return None
@@ -159,8 +160,8 @@ def load_rule_file(path: Path, engine: Engine, policies: set[str] | None = None)
     return rule_file
 
 
-_OPTIONAL = {"validate": ("shadow", "name"), "assign": ("shadow", "name"),
-             "deny": ("shadow", "name", "code"), "allow": ("shadow", "name", "code")}
+_OPTIONAL = {"validate": ("shadow", "name", "messageExpression"), "assign": ("shadow", "name"),
+             "deny": ("shadow", "name", "code", "messageExpression"), "allow": ("shadow", "name", "code")}
 
 
 def _items(loader: _Loader, node, section: str, required: tuple[str, ...], *, boolean: bool):
@@ -189,6 +190,10 @@ def _items(loader: _Loader, node, section: str, required: tuple[str, ...], *, bo
                            "(they are counted after the rules decide)")
             compiled = None
         extras = _extras(loader, item, where, section)
+        if extras is not None and "messageExpression" in item:
+            extras["message_rule"] = _message_rule(loader, item, where)
+            if extras["message_rule"] is None:
+                extras = None
         name = item.get("name") or where
         if name in names:
             loader.problem(item, "name", f"{where}.name", f"duplicate rule name {name!r} in {section}")
@@ -223,6 +228,20 @@ def _extras(loader: _Loader, item, where: str, section: str) -> dict | None:
         loader.problem(item, "name", f"{where}.name", "expected a string")
         return None
     return out
+
+
+def _message_rule(loader: _Loader, item, where: str) -> Rule | None:
+    """``messageExpression``: a string computed when the rule refuses (the fixed
+    ``message``/``reason`` is the fallback when it fails or is empty)."""
+    key = "messageExpression"
+    compiled = loader.compile(item, key, f"{where}.{key}", boolean=False, result=str)
+    if compiled is None:
+        return None
+    if _reads_limits(compiled[1]):
+        loader.problem(item, key, f"{where}.{key}", "only headers may read limits")
+        return None
+    return Rule("message", f"{where}.{key}", compiled[0], compiled[1],
+                Location(loader.path, mark_of(item, key)), key=f"{where}.{key}")
 
 
 def _mapping(loader: _Loader, node, section: str, *, boolean: bool):
