@@ -1,7 +1,10 @@
 """build_app: the gateway's middleware stack, assembled from config in one readable order.
 
     RequestContext → Ops → Router → per API:
-        Authenticate → Sessions → Rules → Limits → Mutate → upstream
+        Authenticate → Sessions → Rules → Limits → LimitHeaders → Mutate → upstream
+
+LimitHeaders (only for rule files whose headers read `limits`) evaluates those headers
+after Limits has counted; no layer calls back into an earlier one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .middleware import (
 )
 from .limits.limiter import StoreLimiter
 from .limits.sessions import Sessions
+from .middleware.limit_headers import LimitHeaders
 from .middleware.sessions import SessionLayer
 from .store import Store, build_store
 from .upstream import load_app
@@ -151,7 +155,7 @@ def _rate_keys(build: BuildContext) -> dict:
     """The policies' rate_key expressions, compiled once per gateway."""
     def make():
         from .limits.keys import RateKey
-        from .policy.engine import get_engine
+        from .cel import get_engine
 
         keys = {}
         for name, policy in build.config.policies.items():
@@ -166,7 +170,7 @@ def _rule_set(api: ApiConfig, build: BuildContext):
     """The API's rules: its compiled rule file, or allow-all without one."""
     if api.rules is None:
         return AllowAll(api.default_policy, build.config.policies, api.name)
-    from .policy.engine import get_engine
+    from .cel import get_engine
     from .policy.evaluate import CelRuleSet
     from .policy.rulefile import load_rule_file
 
@@ -212,6 +216,8 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     injected += [h for a in authenticators for h in getattr(a, "owned_headers", ())]
     app = Mutate(upstream, strip_auth=api.strip_auth, credentials=places,
                  drop=[*api.drop_headers, *injected])
+    if getattr(rules, "reads_limits", False):  # header rules reading `limits`
+        app = LimitHeaders(app, rules=rules)
     app = Limits(app, limiter=limiter)
     app = Rules(app, rules=rules, challenges=challenges)
     if config.sessions.enabled:

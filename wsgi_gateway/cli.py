@@ -119,7 +119,7 @@ def _check(args) -> int:
 
 
 def _rules_test(args) -> int:
-    from .policy.engine import get_engine
+    from .cel import get_engine
     from .policy.testing import Coverage, find_test_files, report, report_json, run_test_file
 
     engine = get_engine(args.engine)
@@ -173,7 +173,7 @@ def _explain(args) -> int:
 
 
 def _eval(args) -> int:
-    from .policy.engine import get_engine
+    from .cel import get_engine
     from .policy.repl import Inputs, activation, evaluate, parse_now, parse_request, read_claims, repl
 
     method, path, headers = parse_request(args.request, args.header)

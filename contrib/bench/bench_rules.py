@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from wsgi_gateway.config.policies import PolicyConfig  # noqa: E402
 from wsgi_gateway.identity import Identity  # noqa: E402
-from wsgi_gateway.policy.engine import get_engine  # noqa: E402
+from wsgi_gateway.cel import get_engine  # noqa: E402
 from wsgi_gateway.policy.evaluate import CelRuleSet, _RequestValues  # noqa: E402
 from wsgi_gateway.policy.rulefile import load_rule_file  # noqa: E402
 

@@ -20,7 +20,7 @@ import celpy
 import pytest
 from celpy import celtypes
 
-from wsgi_gateway.policy.cel_strings import STRING_EXT_FUNCTIONS
+from wsgi_gateway.cel.celpy_strings import STRING_EXT_FUNCTIONS
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cel_conformance" / "string_ext.json"
 CASES: list[dict[str, Any]] = json.loads(DATA.read_text(encoding="utf-8"))

@@ -41,7 +41,8 @@ from typing import Any
 
 import pytest
 
-from wsgi_gateway.policy.engine import CompileError, Engine, EngineUnavailable, EvalError, get_engine, mask_strings
+from wsgi_gateway.cel import CompileError, Engine, EngineUnavailable, EvalError, get_engine
+from wsgi_gateway.cel.parse import mask_strings
 
 
 def _base_module() -> ModuleType:

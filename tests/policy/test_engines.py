@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from wsgi_gateway.policy import engine_celpy
-from wsgi_gateway.policy.engine import (
+from wsgi_gateway.cel import celpy_functions
+from wsgi_gateway.cel import (
     INSTALL_HINT,
     MAX_ITERATIONS,
     MAX_LIST_LENGTH,
@@ -151,7 +151,7 @@ def test_unknown_engine_is_a_value_error() -> None:
 
 
 def test_missing_cel_expr_python_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    from wsgi_gateway.policy import engine_celcpp
+    from wsgi_gateway.cel import celcpp_engine as engine_celcpp
 
     for module in [name for name in sys.modules if name.startswith("cel_expr_python")]:
         monkeypatch.delitem(sys.modules, module)
@@ -600,7 +600,7 @@ def test_cel_python_refuses_huge_strings_at_run_time() -> None:
 
 def test_cel_python_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     """cel-python only: the wall-clock bound (read at every DEADLINE_CHECK_STEPS steps)."""
-    monkeypatch.setattr(engine_celpy, "MAX_EVAL_SECONDS", 0.0)
+    monkeypatch.setattr(celpy_functions, "MAX_EVAL_SECONDS", 0.0)
     engine = get_engine("cel-python")
     program = engine.compile("claims.big.all(x, x >= 0)")
     with pytest.raises(EvalError, match="time limit"):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from wsgi_gateway.cli import main
-from wsgi_gateway.policy.engine import get_engine
+from wsgi_gateway.cel import get_engine
 from wsgi_gateway.policy.repl import Inputs, activation, repl
 
 ENGINES = ["cel-python", "cel-cpp"]

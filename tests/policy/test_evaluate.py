@@ -98,7 +98,7 @@ def test_policies_and_mapped_identity_in_the_context(gw):
     """, policies={"gold": {}, "basic": {}})
     g.get(mint(org="acme", groups=["admins"]))
     ctx = g.upstream.environ["wsgi_gateway.context"]
-    assert ctx.policies == ("gold",) and ctx.extras["identity"]["org"] == "acme"
+    assert ctx.policies == ("gold",) and ctx.mapped_identity["org"] == "acme"
     g.get(mint(org="acme", groups=[]))
     assert g.upstream.environ["wsgi_gateway.context"].policies == ("basic",)
 

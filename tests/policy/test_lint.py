@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wsgi_gateway.policy.engine import get_engine
+from wsgi_gateway.cel import get_engine
 from wsgi_gateway.policy.lint import lint_rule_file
 from wsgi_gateway.policy.rulefile import load_rule_file
 

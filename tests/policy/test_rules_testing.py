@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from wsgi_gateway.cli import main
-from wsgi_gateway.policy.engine import get_engine
+from wsgi_gateway.cel import get_engine
 from wsgi_gateway.policy.testing import Coverage, run_test_file
 
 ENGINES = ["cel-python", "cel-cpp"]

@@ -12,7 +12,7 @@ import yaml
 from tests.support.gateways import SECRET_ENV, gateway_config
 from wsgi_gateway.cli import main
 from wsgi_gateway.errors import ConfigError
-from wsgi_gateway.policy.engine import get_engine
+from wsgi_gateway.cel import get_engine
 from wsgi_gateway.policy.rulefile import load_rule_file
 
 ENGINES = ["cel-python", "cel-cpp"]

@@ -90,7 +90,7 @@ class StoreLimiter:
         except StoreError:
             return self._store_failed(ctx)
         self._recovered()
-        ctx.extras["limits"] = verdicts
+        ctx.limit_verdicts = tuple(verdicts)
         headers = rate_limit_headers(verdicts, self.config.headers, self.clock())
         for verdict in verdicts:
             if not verdict.allowed:
@@ -122,7 +122,7 @@ class StoreLimiter:
     def _quota(self, quota: Rate, subject: str, now: float, ctx) -> Verdict:
         anchor = 0.0
         if self.config.quota_renewal == "first_use":
-            anchor = float((ctx.extras.get("session") or {}).get("created", 0.0))
+            anchor = float((ctx.session_record or {}).get("created", 0.0))
         window = Window.at(now, quota.period, anchor)
         key = f"q:{self.api}:{subject}:{quota.period:g}:{int(anchor)}:{window.index}"
         used = self.counter.next(key, window.counter_ttl(False))

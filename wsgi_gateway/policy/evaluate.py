@@ -29,8 +29,8 @@ from ..config.policies import PolicyConfig
 from ..errors import Forbidden, InsufficientScope, InvalidToken
 from ..identity import Identity
 from ..mutate.headers import check_header_value
+from ..cel import Engine, EvalError, Rejected, lookup
 from .celtext import cel_text
-from .engine import Engine, EvalError, Rejected, lookup
 from .rulefile import Rule, RuleFile
 from .variables import (
     TOKEN_ROOTS, base_identity, cert_variable, limits_variable, now_variable, request_variable, session_variable,
@@ -128,7 +128,7 @@ class CelRuleSet:
 
     # -- the RuleSet protocol ------------------------------------------------------
     def evaluate(self, ctx, request) -> None:
-        values = _RequestValues(request.environ, request, self, ctx.extras.get("session"))
+        values = _RequestValues(request.environ, request, self, ctx.session_record)
         values.live = True
         decision = self.decide(ctx.identity, values)
         for name, outcome, note in decision.steps:
@@ -142,13 +142,29 @@ class CelRuleSet:
             ctx.record("rules", self.name, "shadow", "not enforced")
             ctx.policies = (self.api_default,) if self.api_default else ()
             return
-        ctx.extras["identity"] = decision.identity
+        ctx.mapped_identity = decision.identity
         ctx.policies = tuple(decision.policies)
         if not decision.allowed:
             raise _refusal(decision)
         ctx.upstream_headers.update(decision.headers)
-        if self._late:  # headers reading `limits`: the Mutate layer asks for them later
-            ctx.extras["late_headers"] = lambda: self._late_headers(ctx, values)
+
+    @property
+    def reads_limits(self) -> bool:
+        """Whether some header rule reads ``limits`` (then the LimitHeaders stage runs)."""
+        return bool(self._late)
+
+    def limit_headers(self, ctx, request) -> dict[str, str]:
+        """The header rules that read ``limits``, evaluated once the Limits layer has
+        counted (its own stage, after Limits: the request flows one way)."""
+        if not self._late or self.rules.shadow:
+            return {}
+        values = _RequestValues(request.environ, request, self, ctx.session_record)
+        values.set_limits(limits_variable(ctx.limit_verdicts))
+        decision = Decision()
+        self._headers(_Runner(self, self._token_part(ctx.identity), values), decision, late=True)
+        for name, outcome, note in decision.steps:
+            ctx.record("rules", name, outcome, note)
+        return decision.headers
 
     # -- the decision --------------------------------------------------------------
     def decide(self, identity: Identity, request: "_RequestValues") -> Decision:
@@ -219,15 +235,6 @@ class CelRuleSet:
         if enforced and not matched_any:
             code = next((r.code for r in enforced if r.code), None)
             decision.refuse(403, "no allow rule matched", code, by="allow")
-
-    def _late_headers(self, ctx, values: "_RequestValues") -> dict[str, str]:
-        """The headers that read ``limits``, once the Limits layer has counted."""
-        values.set_limits(limits_variable(ctx.extras.get("limits")))
-        decision = Decision()
-        self._headers(_Runner(self, self._token_part(ctx.identity), values), decision, late=True)
-        for name, outcome, note in decision.steps:
-            ctx.record("rules", name, outcome, note)
-        return decision.headers
 
     def _headers(self, run, decision: Decision, late: bool | None = None) -> None:
         """The header rules: all of them (late=None, for explain and tests), or only

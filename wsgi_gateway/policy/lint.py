@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .engine import CompileError, EvalError, get_engine
+from ..cel import CompileError, EvalError, get_engine
 from .rulefile import Rule, RuleFile
 
 _CONDITIONS = ("validate", "assign", "deny", "allow")

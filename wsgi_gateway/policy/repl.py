@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request
 
 from ..errors import ConfigError
 from .celtext import cel_text
-from .engine import CompileError, Engine, EvalError
+from ..cel import CompileError, Engine, EvalError
 from .testing import case_identity
 from .variables import (
     base_identity, cert_variable, declared_shapes, limits_variable, now_variable, request_variable,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..config.source import Mark, load_yaml, mark_of
 from ..errors import ConfigError
-from .engine import CompileError, Engine, Program
+from ..cel import CompileError, Engine, Program
 from .shapes import ANY, Shapes
 from .variables import TOKEN_ROOTS, declared_shapes
 

@@ -41,7 +41,7 @@ from ..config.source import load_yaml
 from ..config.policies import PolicyConfig
 from ..errors import ConfigError
 from ..identity import ANONYMOUS, Identity
-from .engine import Engine
+from ..cel import Engine
 from .evaluate import CelRuleSet, Decision, _RequestValues
 from .rulefile import Rule, RuleFile, load_rule_file
 
