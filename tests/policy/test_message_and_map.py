@@ -18,7 +18,7 @@ ENGINES = ["cel-python", "cel-cpp"]
 
 RULES = """\
 map:
-  issued: "timestamp(claims.iat)"
+  issued: "[timestamp(claims.iat)]"
   tenant: "claims.tenant"
 validate:
   - expr: "identity.tenant == 'acme'"
@@ -39,7 +39,23 @@ def decision(tmp_path, engine, claims, rules=RULES):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("expression, kind", [
+    pytest.param("timestamp(claims.iat)", "timestamp", id="timestamp"),
+    pytest.param("now - timestamp(claims.iat)", "duration", id="duration"),
+])
+def test_a_map_entry_identity_cannot_hold_is_refused_at_load(tmp_path, engine, expression, kind):
+    path = tmp_path / "r.yaml"
+    path.write_text(f"map:\n  issued: \"{expression}\"\n")
+    with pytest.raises(ConfigError) as info:
+        load_rule_file(path, get_engine(engine))
+    assert info.value.problems == [f"{path}:2: map.issued: a map entry cannot be a {kind}: identity is a map, "
+                                   "and a map cannot hold one on every engine (use int(...) for epoch "
+                                   "seconds, or string(...))"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_map_entry_identity_cannot_hold_is_left_out(tmp_path, engine):
+    """A value only known at run time (a list of timestamps) errors in its own entry."""
     result = decision(tmp_path, engine, {"sub": "a", "iat": 1700000000, "tenant": "acme"})
     assert result.allowed, result.steps
     assert "issued" not in result.identity and result.identity["tenant"] == "acme"

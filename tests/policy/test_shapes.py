@@ -94,3 +94,25 @@ def test_check_json_lists_the_errors(tmp_path, monkeypatch, capsys):
     out = json.loads(capsys.readouterr().out)
     assert status == 2 and out["ok"] is False
     assert "did you mean 'scopes'?" in out["errors"][0]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("rules, message", [
+    pytest.param("allow:\n  - when: \"request.method\"\n", "expression must return bool, but it returns string",
+                 id="non-boolean condition"),
+    pytest.param("deny:\n  - {when: \"identity.groups\", reason: r}\n", "expression must return bool, but it returns list",
+                 id="non-boolean deny"),
+    pytest.param("validate:\n  - {expr: \"token.exp\", message: m}\n", "expression must return bool, but it returns int",
+                 id="non-boolean validate"),
+    pytest.param("allow:\n  - when: \"request.method == 1\"\n", "'_==_' applied to '(string, int)'",
+                 id="string compared with int"),
+    pytest.param("allow:\n  - when: \"token.scopes == 'admin'\"\n", "'_==_' applied to '(list, string)'",
+                 id="list compared with string"),
+    pytest.param("allow:\n  - when: \"identity.anonymous && request.path\"\n", "'_&&_' applied to '(bool, string)'",
+                 id="string in a conjunction"),
+    pytest.param("assign:\n  - {policy: p, when: \"request.path.startsWith('/a') ? token.sub : false\"}\n",
+                 "'_?_:_' applied to '(bool, string, bool)'", id="ternary of mixed kinds"),
+])
+def test_declared_kinds_are_type_checked(tmp_path, engine, rules, message):
+    [found] = problems(tmp_path, rules, engine)
+    assert message in found.splitlines()[0], found

@@ -63,6 +63,7 @@ from .kinds import (
     BOOL, BYTES, DOUBLE, DURATION, DYN, INT, LIST, MAP, NULL, STRING, TIMESTAMP, TYPE, UINT, check_result,
     result_kind,
 )
+from .shapes import Shapes
 from .parse import parse, scan_variables, without_optional_syntax
 
 __all__ = ["CelCppActivation", "CelCppEngine", "CelCppProgram"]
@@ -180,10 +181,11 @@ class CelCppActivation(Mapping[str, object]):
 class CelCppProgram:
     """A rule compiled for cel-cpp."""
 
-    __slots__ = ("_engine", "_expression", "references", "source", "variables")
+    __slots__ = ("_engine", "_expression", "kind", "references", "source", "variables")
 
-    def __init__(self, engine: CelCppEngine, source: str, expression: Any, references: frozenset[str], variables: frozenset[str]) -> None:
+    def __init__(self, engine: CelCppEngine, source: str, expression: Any, references: frozenset[str], variables: frozenset[str], kind: str = "dyn") -> None:
         self._engine = engine
+        self.kind = kind
         self._expression = expression
         self.source = source
         self.references = references
@@ -243,7 +245,7 @@ class CelCppEngine:
 
     # -- compiling
 
-    def compile(self, source: str, *, result: type | None = None) -> CelCppProgram:
+    def compile(self, source: str, *, result: type | None = None, shapes: Shapes | None = None) -> CelCppProgram:
         wanted = result_kind(result)
         if len(source) > MAX_EXPRESSION_LENGTH:
             raise CompileError(f"expression longer than {MAX_EXPRESSION_LENGTH} characters")
@@ -263,9 +265,12 @@ class CelCppEngine:
             variables = scan_variables(source)
             references = variables
         else:
-            analysis = analyse(tree, strict=False, namespaces=_NAMESPACES)
+            analysis = analyse(tree, strict=False, namespaces=_NAMESPACES, shapes=shapes)
             references, variables = analysis.references, analysis.variables
-        return CelCppProgram(self, source, expression, references, variables)
+            if kind == DYN:  # cel-cpp sees the variables as dyn maps; the shapes know more
+                check_result(source, analysis.kind, wanted)
+                kind = analysis.kind
+        return CelCppProgram(self, source, expression, references, variables, kind)
 
     # -- values
 

@@ -46,6 +46,7 @@ from .celpy_functions import FUNCTION_NAMES, NAMESPACES, NUM, CostExceeded, kind
 from .celpy_internals import evaluate_tree, prepare_tree
 from .convert import Builders, convert
 from .kinds import DYN, check_result, result_kind
+from .shapes import Shapes
 from .parse import parse
 
 __all__ = ["CelPythonEngine", "CelPythonProgram"]
@@ -142,10 +143,11 @@ _PLAIN_CLASSES: Final[Mapping[str, tuple[type, ...]]] = {
 class CelPythonProgram:
     """A rule compiled for cel-python."""
 
-    __slots__ = ("_engine", "_tree", "references", "source", "variables")
+    __slots__ = ("_engine", "_tree", "kind", "references", "source", "variables")
 
-    def __init__(self, engine: CelPythonEngine, source: str, tree: lark.Tree, references: frozenset[str], variables: frozenset[str]) -> None:
+    def __init__(self, engine: CelPythonEngine, source: str, tree: lark.Tree, references: frozenset[str], variables: frozenset[str], kind: str = "dyn") -> None:
         self._engine = engine
+        self.kind = kind
         self._tree = tree
         self.source = source
         self.references = references
@@ -176,15 +178,16 @@ class CelPythonEngine:
 
     name = "cel-python"
 
-    def compile(self, source: str, *, result: type | None = None) -> CelPythonProgram:
+    def compile(self, source: str, *, result: type | None = None, shapes: Shapes | None = None) -> CelPythonProgram:
         wanted = result_kind(result)
         tree = parse(source)
         try:
-            analysis = analyse(tree, strict=True, functions=FUNCTION_NAMES, namespaces=NAMESPACES)
+            analysis = analyse(tree, strict=True, functions=FUNCTION_NAMES, namespaces=NAMESPACES, shapes=shapes)
         except RecursionError:
             raise CompileError("expression nested too deeply") from None
         check_result(source, analysis.kind, wanted if wanted != DYN else None)
-        return CelPythonProgram(self, source, prepare_tree(tree), analysis.references, analysis.variables)
+        return CelPythonProgram(self, source, prepare_tree(tree), analysis.references, analysis.variables,
+                                analysis.kind)
 
     def convert(self, value: object) -> object:
         """A Python value → a cel-python value (or :class:`Rejected`); TypeError for types

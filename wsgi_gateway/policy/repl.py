@@ -89,12 +89,9 @@ def activation(engine: Engine, inputs: Inputs, clock: Callable[[], float] = time
 def evaluate(engine: Engine, source: str, values: dict[str, Any]) -> tuple[bool, str]:
     """(ok, text): the value in CEL syntax, or the compile or evaluation error."""
     try:
-        program = engine.compile(source)
+        program = engine.compile(source, shapes=declared_shapes())
     except CompileError as exc:
         return False, f"compile error at {exc.line}:{exc.column}: {exc.message}"
-    faults = declared_shapes().check(program.references, source)
-    if faults:
-        return False, f"compile error at {faults[0].line}:{faults[0].column}: {faults[0].message}"
     try:
         return True, cel_text(program.evaluate(values))
     except EvalError as exc:

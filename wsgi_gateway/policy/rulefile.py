@@ -18,12 +18,14 @@ from pathlib import Path
 from ..config.source import Mark, load_yaml, mark_of
 from ..errors import ConfigError
 from ..cel import CompileError, Engine, Program
-from .shapes import ANY, Shapes
+from ..cel.shapes import ANY, Shapes
 from .variables import TOKEN_ROOTS, declared_shapes
 
 SECTIONS = ("shadow", "validate", "map", "assign", "default_policy", "deny", "allow", "headers")
 _HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}\Z")
 _ERROR_CODES = ("insufficient_scope",)
+_NOT_IN_IDENTITY = frozenset({"timestamp", "duration", "type", "google.protobuf.Timestamp",
+                              "google.protobuf.Duration"})
 
 
 @dataclass(frozen=True)
@@ -109,17 +111,15 @@ class _Loader:
             self.problem(container, key, where, "expected a CEL expression (a string)")
             return None
         try:
-            program = self.engine.compile(source, result=bool if boolean else result)
+            program = self.engine.compile(source, result=bool if boolean else result,
+                                          shapes=shapes or self.shapes)
         except CompileError as exc:
             self.problems.append(self._caret(location, where, source, exc))
             return None
-        faults = (shapes or self.shapes).check(program.references, source)
-        self.problems.extend(self._caret(location, where, source, fault) for fault in faults)
-        return None if faults else (source, program)
+        return source, program
 
-    def _caret(self, location: Location, where: str, source: str, exc) -> str:
-        """``file:line:col: where: message``, the expression line and a caret under the
-        fault (``exc``: a CompileError or a ShapeProblem: message, line, column)."""
+    def _caret(self, location: Location, where: str, source: str, exc: CompileError) -> str:
+        """``file:line:col: where: message``, the expression line and a caret under it."""
         line, column = exc.line or 1, exc.column or 1
         file_line, file_column = location.point(line, column, self.lines)
         text = source.splitlines()[line - 1] if source.splitlines() else source
@@ -263,6 +263,11 @@ def _mapping(loader: _Loader, node, section: str, *, boolean: bool):
         if compiled is not None and section != "headers" and _reads_limits(compiled[1]):
             loader.problem(entries, key, where, "only headers may read limits (they are "
                            "counted after the rules decide)")
+            continue
+        if compiled is not None and section == "map" and compiled[1].kind in _NOT_IN_IDENTITY:
+            loader.problem(entries, key, where, f"a map entry cannot be a {compiled[1].kind}: identity "
+                           "is a map, and a map cannot hold one on every engine (use int(...) for "
+                           "epoch seconds, or string(...))")
             continue
         if compiled is not None and section == "map" and not _token_only(compiled[1]):
             loader.problem(entries, key, where, "map reads only claims, token, identity, cert and api "

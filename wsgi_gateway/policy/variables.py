@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..identity import Identity
-from .shapes import ANY, BOOL, DOUBLE, INT, LIST, MAP, STRING, TIMESTAMP, Shape, Shapes, record, scalar
+from ..cel.shapes import ANY, BOOL, DOUBLE, INT, LIST, MAP, STRING, TIMESTAMP, Shape, Shapes, record, scalar
 
 TOKEN_ROOTS = frozenset({"claims", "token", "identity", "api", "cert"})  # fixed for one token and API
 

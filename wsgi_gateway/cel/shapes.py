@@ -1,22 +1,25 @@
-"""Declared shapes of the rule variables: a misspelt field is a load error, not a quiet deny.
+"""Declared shapes of variables, for the static walk: a misspelt field is a compile error.
 
-``request``, ``token``, ``api``, ``now``, ``session``, ``limits``, ``cert`` and
-``identity`` (its base fields plus the names the file's ``map`` section defines) have
-declared fields. A path a rule reads (``request.methd``, ``token.scops``,
-``request.headers['X-Tenant']``) is checked against them when the rule file loads, on
-both engines, with "did you mean". ``claims`` stays open: it is the issuer's JSON.
+A :class:`Shapes` passed to ``Engine.compile(..., shapes=)`` gives each variable a kind
+and, for a record, its only fields. The walk (:mod:`.analysis`) then refuses, on both
+engines, a path no declared field allows (with "did you mean"), a key with capitals in a
+map of lower-case keys (header names), and uses the declared kinds for its type checks
+(a non-boolean condition, a comparison of a string with an int). Which variables have
+which shape is the caller's business (the gateway's are in
+:mod:`wsgi_gateway.policy.variables`); a variable without a shape is an open ``dyn``.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-BOOL, INT, DOUBLE, STRING, LIST, MAP, TIMESTAMP, DYN = (
-    "bool", "int", "double", "string", "list", "map", "timestamp", "dyn")
+from .kinds import BOOL, DOUBLE, DURATION, DYN, INT, LIST, MAP, STRING, TIMESTAMP
+
+__all__ = ["ANY", "BOOL", "DOUBLE", "DURATION", "DYN", "INT", "LIST", "MAP", "STRING", "TIMESTAMP",
+           "Shape", "Shapes", "record", "scalar"]
 
 
 @dataclass(frozen=True)
@@ -50,15 +53,6 @@ ANY = Shape(DYN)
 
 
 @dataclass(frozen=True)
-class ShapeProblem:
-    """A path that cannot exist, and where the expression names it (1-based)."""
-
-    message: str
-    line: int = 1
-    column: int = 1
-
-
-@dataclass(frozen=True)
 class Shapes:
     """The declared shape of every variable (a variable absent here is not checked)."""
 
@@ -85,35 +79,8 @@ class Shapes:
                 return None, f"{where} is a {shape.kind}: it has no field {segment!r}", depth
         return shape, None, 0
 
-    def check(self, references: Iterable[str], source: str) -> list[ShapeProblem]:
-        """A problem for each referenced path the declared shapes rule out."""
-        problems = []
-        for reference in sorted(references):
-            path = tuple(reference.split("."))
-            _, reason, depth = self.resolve(path)
-            if reason is not None:
-                line, column = _locate(source, path[: depth + 1])
-                problems.append(ShapeProblem(reason, line, column))
-        return problems
-
 
 def _no_field(where: str, segment: str, fields: Mapping[str, Shape]) -> str:
     close = difflib.get_close_matches(segment, list(fields), n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else f" (fields: {', '.join(sorted(fields))})"
     return f"{where} has no field {segment!r}{hint}"
-
-
-def _locate(source: str, path: tuple[str, ...]) -> tuple[int, int]:
-    """Where the first bad segment of ``path`` is written: the first ``.seg`` or
-    ``['seg']`` after its parent's name (a good guess; the message names the path)."""
-    start = 0
-    for segment in path:
-        pattern = re.compile(rf"(?:(?<![\w.])|\.\s*){re.escape(segment)}\b|\[\s*(['\"]){re.escape(segment)}\1")
-        match = pattern.search(source, start)
-        if match is None:
-            break
-        start = match.start() + (1 if source[match.start()] in ".[" else 0)
-        while source[start] in " \t'\"":
-            start += 1
-    line = source.count("\n", 0, start) + 1
-    return line, start - (source.rfind("\n", 0, start) + 1) + 1
