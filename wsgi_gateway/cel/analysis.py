@@ -13,6 +13,7 @@ from celpy.evaluation import celstr
 
 from .api import CompileError
 from .bounds import MAX_AST_DEPTH, MAX_COMPREHENSION_NESTING
+from .library import LIBRARY_KINDS
 from .shapes import Shapes
 from .kinds import (
     ARITHMETIC_OPS, BOOL, BYTES, DOUBLE, DURATION, DYN, INT, LIST, LITERAL_KINDS, MACROS, MAP, NUMERIC,
@@ -20,6 +21,7 @@ from .kinds import (
     TYPE_IDENTIFIERS, UINT, VARIABLE_KINDS,
 )
 
+_RETURN_KINDS: Final = {**LIBRARY_KINDS, **RETURN_KINDS}
 _SIMPLE_KEY: Final = re.compile(r"^[^.\[\]]+$")
 _GROWTH_FUNCTIONS: Final = frozenset({"join", "format"})
 
@@ -197,7 +199,7 @@ class _Walk:
             self.check(name in self.namespaces[namespace], f"undeclared reference to '{namespace}.{name}'", name_token)
             for arg in args:
                 self.visit(arg, scope, depth)
-            return RETURN_KINDS.get(name, DYN)
+            return _RETURN_KINDS.get(name, DYN)
         if name in MACROS and len(args) >= 2 and _ident_name(args[0]) is not None:
             return self._comprehension(node, name, receiver, args, scope, depth)
         target = self.visit(receiver, scope, depth)
@@ -219,7 +221,7 @@ class _Walk:
                 )
         if name in ("size",) and target not in (STRING, BYTES, LIST, MAP, DYN):
             self.check(False, f"found no matching overload for 'size' applied to '({target})'", name_token)
-        return RETURN_KINDS.get(name, DYN)
+        return _RETURN_KINDS.get(name, DYN)
 
     def _comprehension(
         self, node: lark.Tree, name: str, receiver: lark.Tree, args: list[lark.Tree],
@@ -314,7 +316,7 @@ class _Walk:
         if name == "size" and kinds:
             self.check(kinds[0] in (STRING, BYTES, LIST, MAP, DYN),
                        f"found no matching overload for 'size' applied to '({kinds[0]})'", token)  # fmt: skip
-        return RETURN_KINDS.get(name, DYN)
+        return _RETURN_KINDS.get(name, DYN)
 
     _dot_ident_arg = _ident_arg
 

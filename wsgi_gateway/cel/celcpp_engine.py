@@ -63,6 +63,7 @@ from .kinds import (
     BOOL, BYTES, DOUBLE, DURATION, DYN, INT, LIST, MAP, NULL, STRING, TIMESTAMP, TYPE, UINT, check_result,
     result_kind,
 )
+from .library import LIBRARY, LIBRARY_NAMESPACES
 from .shapes import Shapes
 from .parse import parse, scan_variables, without_optional_syntax
 
@@ -73,6 +74,7 @@ _STATUS_SUFFIX: Final = re.compile(r"\s*\[[A-Z_]+\]\s*$")
 _NAMESPACES: Final[Mapping[str, frozenset[str]]] = {
     "strings": frozenset({"quote"}),
     "optional": frozenset({"of", "ofNonZeroValue", "none"}),
+    **LIBRARY_NAMESPACES,
 }
 _KIND_NAMES: Final[Mapping[str, str]] = {
     "BOOL": BOOL, "INT": INT, "UINT": UINT, "DOUBLE": DOUBLE, "STRING": STRING, "BYTES": BYTES,
@@ -222,6 +224,28 @@ class CelCppProgram:
             raise EvalError(f"evaluation failed: {type(ex).__name__}: {_status_text(ex)}") from None
 
 
+def _library_declarations(cel: Any) -> list[Any]:
+    """The gateway library (:mod:`.library`) as cel-cpp function declarations whose
+    implementations are the shared Python functions (checked by cel-cpp's type checker;
+    an exception inside one is an error value, so the rule fails closed)."""
+    types = {BOOL: cel.Type.BOOL, INT: cel.Type.INT, STRING: cel.Type.STRING, BYTES: cel.Type.BYTES,
+             LIST: cel.Type.List(cel.Type.DYN)}
+    declarations = []
+    for function in LIBRARY:
+        overload_id = "gw_" + function.name.replace(".", "_") + "_" + "_".join(function.params)
+        overload = cel.Overload(overload_id, types[function.result], [types[p] for p in function.params],
+                                is_member=function.member, impl=_plain_result(function.impl))
+        declarations.append(cel.FunctionDecl(function.name, [overload]))
+    return declarations
+
+
+def _plain_result(impl: Any) -> Any:
+    def call(*args: Any) -> Any:
+        return impl(*(bytes(a) if isinstance(a, bytearray) else a for a in args))
+
+    return call
+
+
 class CelCppEngine:
     """The cel-cpp engine; use :func:`wsgi_gateway.cel.get_engine`."""
 
@@ -238,6 +262,7 @@ class CelCppEngine:
                 "now": cel.Type.TIMESTAMP,
             },
             extensions=[ext_strings.ExtStrings(), ext_optional.ExtOptional()],
+            functions=_library_declarations(cel),
         )
         self._lock = threading.Lock()
         self.BOOL, self.ERROR = cel.Type.BOOL, cel.Type.ERROR
