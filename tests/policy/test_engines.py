@@ -621,8 +621,10 @@ def test_optional_syntax_is_cel_cpp_only() -> None:
     program = cpp.compile("claims.?missing.orValue('none') == 'none' && claims.?sub.hasValue()", result=bool)
     assert program.references == {"claims.missing", "claims.sub"}
     assert program.evaluate(activation(cpp)) is True
+    with pytest.raises(CompileError, match="optional"):  # refused at load now (no crash path)
+        cpp.compile("claims.?sub")
     with pytest.raises(EvalError, match="optional"):
-        cpp.compile("claims.?sub").evaluate(activation(cpp))
+        cpp.compile("dyn(claims.?sub)").evaluate(activation(cpp))
     assert cpp.compile("google.protobuf.Timestamp{}").evaluate({}) == datetime.datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -164,6 +164,23 @@ def lookup(values: Mapping[str, object], path: str) -> object:
 
 
 
+_CEL_TYPE_NAMES: Final[Mapping[type, str]] = {
+    bool: "bool", int: "int", float: "double", str: "string", bytes: "bytes", list: "list", dict: "map",
+    type(None): "null",
+}
+
+
+def require_result(value: object, result: type | None) -> object:
+    """``value`` when it is of the ``result=`` type a program was compiled for; otherwise
+    :class:`EvalError` (a condition that is not a bool is an error, on both engines, so
+    that every section fails closed the same way)."""
+    if result is None or type(value) is result:
+        return value
+    got = _CEL_TYPE_NAMES.get(type(value), type(value).__name__)
+    want = _CEL_TYPE_NAMES.get(result, result.__name__)
+    raise EvalError(f"the expression must give a {want}, but it gave a {got}")
+
+
 def iter_names(values: Mapping[str, object], names: frozenset[str]) -> Iterator[tuple[str, object]]:
     """The activation's values for ``names``; EvalError for a missing or rejected one."""
     for name in names:

@@ -56,7 +56,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from .analysis import analyse
-from .api import CompileError, EngineUnavailable, EvalError, Rejected, iter_names
+from .api import CompileError, EngineUnavailable, EvalError, Rejected, iter_names, require_result
 from .bounds import INSTALL_HINT, MAP_VARIABLES, MAX_EXPRESSION_LENGTH
 from .convert import Builders, convert
 from .kinds import (
@@ -64,8 +64,8 @@ from .kinds import (
     result_kind,
 )
 from .library import LIBRARY, LIBRARY_NAMESPACES
+from .parse import first_position, parse, scan_variables, without_optional_syntax
 from .shapes import Shapes
-from .parse import parse, scan_variables, without_optional_syntax
 
 __all__ = ["CelCppActivation", "CelCppEngine", "CelCppProgram"]
 
@@ -136,16 +136,31 @@ BUILDERS: Final = Builders(
 
 
 def _python(value: Any, cel: Any) -> Any:
-    """A plain_value() → plain Python: bytearray → bytes; type values are refused."""
-    if isinstance(value, list):
-        return [_python(item, cel) for item in value]
-    if isinstance(value, dict):
-        return {_python(key, cel): _python(item, cel) for key, item in value.items()}
-    if isinstance(value, bytearray):
-        return bytes(value)
-    if isinstance(value, cel.Type):
-        raise EvalError("a result of type 'type' cannot leave the evaluation")
-    return value
+    """A cel-expr-python value → plain Python, walked element by element.
+
+    Never ``plain_value()``: on cel-expr-python 0.1.3 it kills the process (SIGSEGV) for a
+    map holding an optional and raises ``SystemError`` for a list of them. An optional
+    reports type ``ERROR`` and has no ``value()`` (TypeError): refused here, as are type
+    values and errors inside a container.
+    """
+    kind = value.type()
+    if kind == cel.Type.ERROR:
+        try:
+            inner = value.value()
+        except TypeError:
+            raise EvalError("a result holding an optional cannot leave the evaluation"
+                            " (use .orValue(...) or {?'key': value})") from None
+        raise EvalError(str(inner) or "evaluation error")
+    if kind == cel.Type.TYPE or kind == cel.Type.UNKNOWN:
+        raise EvalError(f"a result holding a value of type '{kind.name().lower()}' cannot leave the evaluation")
+    plain = value.value()
+    if isinstance(plain, dict):
+        return {key: _python(item, cel) for key, item in plain.items()}
+    if isinstance(plain, list):
+        return [_python(item, cel) for item in plain]
+    if isinstance(plain, bytearray):
+        return bytes(plain)
+    return plain
 
 
 # --- programs, activations, the engine ------------------------------------------------------
@@ -183,10 +198,12 @@ class CelCppActivation(Mapping[str, object]):
 class CelCppProgram:
     """A rule compiled for cel-cpp."""
 
-    __slots__ = ("_engine", "_expression", "kind", "references", "source", "variables")
+    __slots__ = ("_engine", "_expression", "kind", "references", "result", "source", "variables")
 
-    def __init__(self, engine: CelCppEngine, source: str, expression: Any, references: frozenset[str], variables: frozenset[str], kind: str = "dyn") -> None:
+    def __init__(self, engine: CelCppEngine, source: str, expression: Any, references: frozenset[str],
+                 variables: frozenset[str], result: type | None = None, kind: str = "dyn") -> None:
         self._engine = engine
+        self.result = result
         self.kind = kind
         self._expression = expression
         self.source = source
@@ -214,8 +231,8 @@ class CelCppProgram:
                     message = "a result of type 'optional' cannot leave the evaluation"
                 raise EvalError(message or "evaluation error")
             if kind == engine.STRING or kind == engine.INT or kind == engine.DOUBLE:
-                return result.value()
-            return engine.to_python(result, kind)
+                return require_result(result.value(), self.result)
+            return require_result(engine.to_python(result, kind), self.result)
         except EvalError:
             raise
         except RuntimeError as ex:  # a duplicate map key, the iteration budget, ...
@@ -280,6 +297,10 @@ class CelCppEngine:
         except Exception as ex:  # cel-expr-python reports parse and check errors as RuntimeError
             raise _compile_error(ex, source) from None
         return_name = expression.return_type().name()
+        if "optional_type" in return_name:
+            raise CompileError("the result may not be or hold an optional (cel-expr-python cannot convert it):"
+                               " use .orValue(...), or {?'key': value} for an optional map entry",
+                               *first_position(source))
         kind = _KIND_NAMES.get(return_name.split("<", 1)[0].upper(), return_name.lower())
         check_result(source, kind, wanted)
         try:
@@ -295,7 +316,7 @@ class CelCppEngine:
             if kind == DYN:  # cel-cpp sees the variables as dyn maps; the shapes know more
                 check_result(source, analysis.kind, wanted)
                 kind = analysis.kind
-        return CelCppProgram(self, source, expression, references, variables, kind)
+        return CelCppProgram(self, source, expression, references, variables, result, kind)
 
     # -- values
 
@@ -338,4 +359,4 @@ class CelCppEngine:
         name = kind.name()
         if name.startswith("optional") or kind == self._cel.Type.TYPE or kind == self._cel.Type.UNKNOWN:
             raise EvalError(f"a result of type '{name.lower()}' cannot leave the evaluation")
-        return _python(result.plain_value(), self._cel)
+        return _python(result, self._cel)

@@ -40,7 +40,7 @@ from celpy.celtypes import (
 from celpy.evaluation import CELEvalError
 
 from .analysis import analyse
-from .api import CompileError, EvalError, Rejected, iter_names
+from .api import CompileError, EvalError, Rejected, iter_names, require_result
 from .bounds import MAP_VARIABLES
 from .celpy_functions import FUNCTION_NAMES, NAMESPACES, NUM, CostExceeded, kind_of, number
 from .celpy_internals import evaluate_tree, prepare_tree
@@ -143,10 +143,12 @@ _PLAIN_CLASSES: Final[Mapping[str, tuple[type, ...]]] = {
 class CelPythonProgram:
     """A rule compiled for cel-python."""
 
-    __slots__ = ("_engine", "_tree", "kind", "references", "source", "variables")
+    __slots__ = ("_engine", "_tree", "kind", "references", "result", "source", "variables")
 
-    def __init__(self, engine: CelPythonEngine, source: str, tree: lark.Tree, references: frozenset[str], variables: frozenset[str], kind: str = "dyn") -> None:
+    def __init__(self, engine: CelPythonEngine, source: str, tree: lark.Tree, references: frozenset[str],
+                 variables: frozenset[str], result: type | None = None, kind: str = "dyn") -> None:
         self._engine = engine
+        self.result = result
         self.kind = kind
         self._tree = tree
         self.source = source
@@ -162,7 +164,7 @@ class CelPythonProgram:
             result = evaluate_tree(self._tree, bound)
             if isinstance(result, CELEvalError):
                 raise EvalError(_message(result))
-            return _to_python(result)
+            return require_result(_to_python(result), self.result)
         except EvalError:
             raise
         except (CELEvalError, CostExceeded) as ex:
@@ -186,7 +188,7 @@ class CelPythonEngine:
         except RecursionError:
             raise CompileError("expression nested too deeply") from None
         check_result(source, analysis.kind, wanted if wanted != DYN else None)
-        return CelPythonProgram(self, source, prepare_tree(tree), analysis.references, analysis.variables,
+        return CelPythonProgram(self, source, prepare_tree(tree), analysis.references, analysis.variables, result,
                                 analysis.kind)
 
     def convert(self, value: object) -> object:
