@@ -29,7 +29,7 @@ from ..config.policies import PolicyConfig
 from ..errors import Forbidden, InsufficientScope, InvalidToken
 from ..identity import Identity
 from ..mutate.headers import check_header_value
-from ..cel import Engine, EvalError, Rejected, lookup
+from ..cel import Engine, EvalError, Rejected, Unresolved, lookup
 from .celtext import cel_text
 from .rulefile import Rule, RuleFile
 from .variables import (
@@ -118,6 +118,9 @@ class CelRuleSet:
         self.policies = policies
         self.clock = clock
         self._api_value = engine.convert(api)
+        self._by_name: dict[str, Rule] = {}
+        for rule in rules.rules():
+            self._by_name.setdefault(rule.name, rule)
         messages = [r.message_rule for r in rules.rules() if r.message_rule is not None]
         self._static = {r.key: _is_static(r) for r in (*rules.rules(), *messages)}
         self._late = frozenset(r.name for r in rules.headers
@@ -133,10 +136,9 @@ class CelRuleSet:
         decision = self.decide(ctx.identity, values)
         for name, outcome, note in decision.steps:
             ctx.record("rules", name, outcome, note)
-            if note.startswith("shadow:") or "(shadow, not applied)" in note:
-                log.info("shadow rule", extra={"gw": {"request_id": ctx.request_id,
-                                                      "rules": self.name, "rule": name,
-                                                      "would": note}})
+            rule = self._by_name.get(name)
+            if rule is not None and (rule.shadow or self.rules.shadow) and _takes_effect(outcome, note):
+                self._log_shadow_rule(ctx, rule, outcome, note, decision, values)
         if self.rules.shadow:  # as if there were no rules: only the API's default policy
             _log_shadow(ctx, self.name, decision)
             ctx.record("rules", self.name, "shadow", "not enforced")
@@ -147,6 +149,20 @@ class CelRuleSet:
         if not decision.allowed:
             raise _refusal(decision)
         ctx.upstream_headers.update(decision.headers)
+
+    def _log_shadow_rule(self, ctx, rule: Rule, outcome: str, note: str, decision: Decision,
+                         values: "_RequestValues") -> None:
+        """One line per shadow rule that matched or failed: what it would have done, and
+        what a replay needs (the request line, who, and the values the rule read; never
+        the token or a credential header)."""
+        identity = ctx.identity
+        errored = outcome.startswith("error:")
+        log.info("shadow rule", extra={"gw": {
+            "request_id": ctx.request_id, "rules": self.name, "rule": rule.name, "section": rule.section,
+            "outcome": "error" if errored else "matched", "error": outcome[7:] if errored else "-",
+            "would": note or "-", "method": values.method, "path": values.path, "api": self.api,
+            "iss": identity.issuer or "-", "sub": identity.subject or "-", "client_id": identity.client_id or "-",
+            "inputs": replay_inputs(rule, identity, decision, values, self.api)}})
 
     @property
     def reads_limits(self) -> bool:
@@ -493,10 +509,44 @@ def _refusal(decision: Decision):
     return Forbidden(decision.reason)
 
 
+_SECRET_HEADER_PARTS = ("auth", "cookie", "token", "key", "secret", "session", "password", "credential")
+
+
+def _takes_effect(outcome: str, note: str) -> bool:
+    """A shadow rule worth a log line: it errored, or it would have changed something."""
+    return outcome.startswith("error:") or note.startswith("shadow:") or "(shadow, not applied)" in note \
+        or note in ("denies", "allows") or note.startswith("policy ")
+
+
+def replay_inputs(rule: Rule, identity: Identity, decision: Decision, values: "_RequestValues",
+                  api: str = "") -> str:
+    """The values the rule read, by path, in CEL syntax, as JSON: enough to replay it.
+    Header values whose names suggest a credential are left out, and so are whole maps."""
+    import json
+
+    plain = {"claims": dict(identity.claims), "token": token_variable(identity),
+             "identity": decision.identity, "cert": cert_variable(identity), "api": api}
+    out = {}
+    for ref in sorted(rule.program.references):
+        root, _, rest = ref.partition(".")
+        if root == "request" and rest.startswith("headers.") and any(
+                part in rest[8:].lower() for part in _SECRET_HEADER_PARTS):
+            out[ref] = "<redacted>"
+            continue
+        value = lookup(plain, ref) if root in plain else lookup(values.python(), ref)
+        if isinstance(value, Unresolved):
+            out[ref] = "<absent>"
+        elif not isinstance(value, (dict, list, Mapping)):
+            out[ref] = cel_text(value)
+    return json.dumps(out, separators=(",", ":"))
+
+
 def _log_shadow(ctx, name: str, decision: Decision) -> None:
     log.info("shadow rules evaluated", extra={"gw": {
         "request_id": ctx.request_id, "rules": name,
         "would": "allow" if decision.allowed else f"{decision.status} {decision.reason}",
+        "decided_by": decision.decided_by or "-",
+        "errors": ",".join(n for n, v, _ in decision.steps if v.startswith("error:")) or "-",
         "policies": ",".join(decision.policies) or "-",
         "identity": decision.identity.get("id", "-"),
         "headers": ",".join(decision.headers) or "-"}})
