@@ -37,6 +37,8 @@ def problems(tmp_path, text: str, engine: str) -> list[str]:
     pytest.param("allow:\n  - when: \"request.headers['X-Tenant'] == 'acme'\"\n", "FILE:2: allow[0].when",
                  "names are lower-case, so 'X-Tenant' never matches; did you mean 'x-tenant'?", "X-Tenant",
                  id="header name with capitals"),
+    pytest.param("allow:\n  - when: \"'X-Tenant' in request.headers\"\n", "FILE:2: allow[0].when",
+                 "'X-Tenant' is never in it; did you mean 'x-tenant'?", "'X-Tenant'", id="header presence with capitals"),
     pytest.param("allow:\n  - when: \"has(request.headers.X_Org)\"\n", "FILE:2: allow[0].when",
                  "did you mean 'x_org'?", "X_Org", id="header capitals in has()"),
     pytest.param("allow:\n  - when: \"identity.tenant == 'a'\"\n", "FILE:2: allow[0].when",

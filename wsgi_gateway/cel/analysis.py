@@ -109,12 +109,24 @@ class _Walk:
         message = f"found no matching overload for '{op}' applied to '({left}, {right})'"
         if op == "@in":
             self.check_operator(right in (LIST, MAP, DYN), message, op_node)
+            self._check_key_case(op_node.children[0], right_node, scope)
         elif op in ("_==_", "_!=_"):
             self.check_operator(_unifies(left, right), message, op_node)
         else:
             known = [kind for kind in (left, right) if kind != DYN]
             self.check_operator(all(kind in ORDERED for kind in known) and len(set(known)) <= 1, message, op_node)
         return BOOL
+
+    def _check_key_case(self, key_node: lark.Tree, map_node: lark.Tree, scope: frozenset[str]) -> None:
+        """``'X-Tenant' in request.headers``: a key with capitals in a map whose keys are
+        declared lower-case can never be found."""
+        key, path = _string_literal(key_node), _path(map_node, scope)
+        if self.shapes is None or key is None or path is None or key == key.lower():
+            return
+        shape, _, _ = self.shapes.resolve(path)
+        if shape is not None and shape.lower_keys:
+            self.fail(f"{'.'.join(path)} names are lower-case, so {key!r} is never in it; "
+                      f"did you mean {key.lower()!r}?", key_node)
 
     def _arithmetic(self, node: lark.Tree, scope: frozenset[str], depth: int) -> str:
         if len(node.children) == 1:
