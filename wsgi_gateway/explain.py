@@ -25,6 +25,7 @@ from .context import ENVIRON_KEY, RequestContext
 from .errors import ConfigError, GatewayError
 from .identity import Identity
 from .middleware.authenticate import Authenticate
+from .policy.celtext import cel_text
 from .store import build_store
 from .store.dryrun import DryRunStore
 
@@ -98,6 +99,14 @@ def explain(config_path: str, *, token: str | None, claims_file: str | None, req
     config = load_config(config_path)
     upstream = _Upstream()
     gateway = build_app(config, upstream, store=DryRunStore(build_store(config.store)))
+    try:
+        return _explain(gateway, upstream, config, method, path, token, claims_file, headers)
+    finally:
+        gateway.close()
+
+
+def _explain(gateway, upstream: "_Upstream", config, method: str, path: str, token: str | None,
+             claims_file: str | None, headers: list[str]) -> Explanation:
     result = Explanation(request=f"{method} {path}", status=0)
     environ = _environ(method, path, headers, token)
     identity = None
@@ -238,4 +247,4 @@ def _describe(identity: Identity | None, from_claims: bool, result: Explanation)
         return "anonymous (keyless)"
     how = "claims file, not verified" if from_claims else f"{identity.method} via {identity.provider or '-'}"
     return (f"{how}: subject {identity.subject!r}, client {identity.client_id or '-'}, "
-            f"scopes {list(identity.scopes)}")
+            f"scopes {cel_text(list(identity.scopes))}")
