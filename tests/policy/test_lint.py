@@ -21,10 +21,14 @@ def lint(tmp_path, text: str, engine: str) -> list[str]:
 @pytest.mark.parametrize("text, warning", [
     pytest.param("validate:\n  - {expr: \"!has(claims.email_verified) || claims.email_verified\", message: m}\n"
                  "headers:\n  X-Email: \"claims.email\"\n",
-                 "FILE:4: X-Email: reads claims.email without checking claims.email_verified",
+                 "FILE:4: X-Email: reads claims.email where claims.email_verified does not guard it",
                  id="email verified elsewhere in the file is not enough"),
     pytest.param("allow:\n  - when: \"claims.email.endsWith('@acme.test')\"\n",
-                 "FILE:2: allow[0]: reads claims.email without checking", id="email in a condition"),
+                 "FILE:2: allow[0]: reads claims.email where", id="email in a condition"),
+    pytest.param("headers:\n  X-Email: \"claims.email_verified || true ? claims.email : ''\"\n",
+                 "reads claims.email where claims.email_verified does not guard it", id="email_verified || does not guard"),
+    pytest.param("headers:\n  X-Email: \"claims.email_verified ? '' : claims.email\"\n",
+                 "does not guard", id="email in the false branch"),
     pytest.param("allow:\n  - when: \"request.method == 'get'\"\n",
                  "FILE:2: allow[0]: compares request.method with 'get'", id="lower-case method"),
     pytest.param("deny:\n  - {when: \"'post' != request.method\", reason: r}\n",
@@ -45,6 +49,10 @@ def test_warnings(tmp_path, engine, text, warning):
 @pytest.mark.parametrize("text", [
     pytest.param("headers:\n  X-Email: \"claims.email_verified == true ? claims.email : ''\"\n",
                  id="email guarded in the same expression"),
+    pytest.param("allow:\n  - when: \"claims.email.endsWith('@acme.test') && claims.email_verified\"\n",
+                 id="email guarded by && on either side"),
+    pytest.param("deny:\n  - {when: \"has(claims.email) && !has(claims.email_verified)\", reason: r}\n",
+                 id="has() reads no value"),
     pytest.param("allow:\n  - when: \"request.method in ['GET', 'HEAD'] && request.path == '/get'\"\n",
                  id="upper-case methods"),
     pytest.param("assign:\n  - {policy: gold, when: \"'admin' in token.scopes\"}\n", id="assign reading the token"),

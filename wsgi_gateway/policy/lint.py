@@ -1,9 +1,11 @@
 """Warnings for rules that load but are probably wrong (``wsgi-gateway check`` shows them).
 
-- a rule that reads ``claims.email`` but not ``claims.email_verified`` in the same
-  expression: an unverified address can then name anyone (the Kubernetes
-  structured-authentication trap). Judged per expression, on the paths the parsed
-  expression reads, so a check elsewhere in the file does not hide it;
+- a read of ``claims.email`` that ``claims.email_verified`` does not guard in the same
+  expression (the other side of ``&&``, or the condition of the ``?:`` whose true branch
+  reads it): an unverified address can then name anyone (the Kubernetes
+  structured-authentication trap). Judged on the expression tree
+  (:func:`wsgi_gateway.cel.lint.unguarded_reads`), so a check in another rule, or
+  ``claims.email_verified || claims.email ...``, does not hide it;
 - ``request.method`` compared with a method that is not upper-case (``'get'``): methods
   arrive upper-case, so the comparison never holds;
 - a ``validate``, ``assign``, ``deny`` or ``allow`` condition that reads no variable: it
@@ -18,6 +20,7 @@ import re
 from collections.abc import Iterable
 
 from ..cel import CompileError, EvalError, get_engine
+from ..cel.lint import unguarded_reads
 from .rulefile import Rule, RuleFile
 
 _CONDITIONS = ("validate", "assign", "deny", "allow")
@@ -32,9 +35,10 @@ def lint_rule_file(rules: RuleFile, engine_name: str) -> list[str]:
     warnings = []
     for rule in rules.rules():
         refs = rule.program.references
-        if "claims.email" in refs and "claims.email_verified" not in refs and "claims" not in refs:
-            warnings.append(_at(rule, "reads claims.email without checking claims.email_verified in "
-                                      "the same expression: an unverified address can name anyone"))
+        if "claims.email" in refs and unguarded_reads(rule.source, "claims.email", "claims.email_verified"):
+            warnings.append(_at(rule, "reads claims.email where claims.email_verified does not guard it "
+                                      "(&& with it, or the true branch of ?: on it): an unverified "
+                                      "address can name anyone"))
         bad = _lower_case_methods(rule.source) if "request.method" in refs else []
         if bad:
             warnings.append(_at(rule, f"compares request.method with {', '.join(map(repr, bad))}: "
