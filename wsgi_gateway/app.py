@@ -177,7 +177,8 @@ def _rule_set(api: ApiConfig, build: BuildContext):
     engine = get_engine(build.config.cel.engine)
     path = (build.config.source.parent / api.rules).resolve()
     rules = build.shared(("rules", str(path)),
-                         lambda: load_rule_file(path, engine, set(build.config.policies)))
+                         lambda: load_rule_file(path, engine, set(build.config.policies),
+                                                 build.config.cel.limits()))
     return CelRuleSet(rules, engine, api.name, build.config.policies, clock=build.clock,
                       default_policy=api.default_policy)
 

@@ -74,3 +74,14 @@ def test_misuse_is_refused(engine, source):
         return
     with pytest.raises(EvalError):
         program.evaluate(VALUES)
+
+
+@pytest.mark.parametrize("source, least", [
+    pytest.param("sets.contains(claims.groups, claims.roles)", 2 * 1000, id="sets visit both lists"),
+    pytest.param("base64.decode(request.headers['x-b']).size() > 0", 0.1 * 8192, id="base64 traverses its input"),
+])
+def test_library_costs_are_estimated(source, least):
+    from wsgi_gateway.cel.cost import estimate
+    from wsgi_gateway.cel.parse import parse
+
+    assert estimate(parse(source)).cost >= least

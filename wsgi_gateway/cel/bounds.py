@@ -36,6 +36,9 @@ MAX_MAP_SIZE: Final = 1000
 MAX_STRING_LENGTH: Final = 8192
 #: Longest bytes value :meth:`Engine.convert` accepts.
 MAX_BYTES_LENGTH: Final = 8192
+#: Most characters in all the strings (and bytes, and map keys) of one converted value:
+#: the declared size of an input, which the static cost estimate relies on.
+MAX_VALUE_CHARS: Final = 256 * 1024
 #: Deepest nesting of maps and lists in one converted value.
 MAX_VALUE_DEPTH: Final = 32
 #: Most values (scalars, lists and maps) in one converted value.

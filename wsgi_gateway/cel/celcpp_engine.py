@@ -63,8 +63,10 @@ from .kinds import (
     BOOL, BYTES, DOUBLE, DURATION, DYN, INT, LIST, MAP, NULL, STRING, TIMESTAMP, TYPE, UINT, check_result,
     result_kind,
 )
+from .cost import check_cost
 from .library import LIBRARY, LIBRARY_NAMESPACES
-from .parse import first_position, parse, scan_variables, without_optional_syntax
+from .limits import DEFAULT_LIMITS, CelLimits
+from .parse import first_position, parse, scan_variables, without_backticks, without_optional_syntax
 from .shapes import Shapes
 
 __all__ = ["CelCppActivation", "CelCppEngine", "CelCppProgram"]
@@ -198,12 +200,15 @@ class CelCppActivation(Mapping[str, object]):
 class CelCppProgram:
     """A rule compiled for cel-cpp."""
 
-    __slots__ = ("_engine", "_expression", "kind", "references", "result", "source", "variables")
+    __slots__ = ("_engine", "_expression", "cost", "kind", "limits", "references", "result", "source", "variables")
 
     def __init__(self, engine: CelCppEngine, source: str, expression: Any, references: frozenset[str],
-                 variables: frozenset[str], result: type | None = None, kind: str = "dyn") -> None:
+                 variables: frozenset[str], result: type | None, limits: CelLimits, cost: float,
+                 kind: str = "dyn") -> None:
         self._engine = engine
         self.result = result
+        self.limits = limits
+        self.cost = cost
         self.kind = kind
         self._expression = expression
         self.source = source
@@ -287,7 +292,8 @@ class CelCppEngine:
 
     # -- compiling
 
-    def compile(self, source: str, *, result: type | None = None, shapes: Shapes | None = None) -> CelCppProgram:
+    def compile(self, source: str, *, result: type | None = None, limits: CelLimits = DEFAULT_LIMITS,
+                shapes: Shapes | None = None) -> CelCppProgram:
         wanted = result_kind(result)
         if len(source) > MAX_EXPRESSION_LENGTH:
             raise CompileError(f"expression longer than {MAX_EXPRESSION_LENGTH} characters")
@@ -310,13 +316,20 @@ class CelCppEngine:
         if tree is None:
             variables = scan_variables(source)
             references = variables
+            try:  # backtick field names: the cost of the same expression with indexes
+                cost_tree = parse(without_backticks(without_optional_syntax(source)))
+            except CompileError:
+                raise CompileError("the cost of this expression cannot be estimated (cel-python's grammar cannot"
+                                   " read it): write it without backtick field names", 1, 1) from None
         else:
             analysis = analyse(tree, strict=False, namespaces=_NAMESPACES, shapes=shapes)
             references, variables = analysis.references, analysis.variables
             if kind == DYN:  # cel-cpp sees the variables as dyn maps; the shapes know more
                 check_result(source, analysis.kind, wanted)
                 kind = analysis.kind
-        return CelCppProgram(self, source, expression, references, variables, result, kind)
+            cost_tree = tree
+        cost = check_cost(cost_tree, limits.cost_limit).cost
+        return CelCppProgram(self, source, expression, references, variables, result, limits, cost, kind)
 
     # -- values
 

@@ -45,9 +45,11 @@ from .bounds import MAP_VARIABLES
 from .celpy_functions import FUNCTION_NAMES, NAMESPACES, NUM, CostExceeded, kind_of, number
 from .celpy_internals import evaluate_tree, prepare_tree
 from .convert import Builders, convert
+from .cost import check_cost
 from .kinds import DYN, check_result, result_kind
-from .shapes import Shapes
+from .limits import DEFAULT_LIMITS, CelLimits
 from .parse import parse
+from .shapes import Shapes
 
 __all__ = ["CelPythonEngine", "CelPythonProgram"]
 
@@ -143,12 +145,15 @@ _PLAIN_CLASSES: Final[Mapping[str, tuple[type, ...]]] = {
 class CelPythonProgram:
     """A rule compiled for cel-python."""
 
-    __slots__ = ("_engine", "_tree", "kind", "references", "result", "source", "variables")
+    __slots__ = ("_engine", "_tree", "cost", "kind", "limits", "references", "result", "source", "variables")
 
     def __init__(self, engine: CelPythonEngine, source: str, tree: lark.Tree, references: frozenset[str],
-                 variables: frozenset[str], result: type | None = None, kind: str = "dyn") -> None:
+                 variables: frozenset[str], result: type | None, limits: CelLimits, cost: float,
+                 kind: str = "dyn") -> None:
         self._engine = engine
         self.result = result
+        self.limits = limits
+        self.cost = cost
         self.kind = kind
         self._tree = tree
         self.source = source
@@ -161,7 +166,7 @@ class CelPythonProgram:
     def evaluate(self, activation: Mapping[str, object]) -> object:
         try:
             bound = {name: self._engine.bind(name, value) for name, value in iter_names(activation, self.variables)}
-            result = evaluate_tree(self._tree, bound)
+            result = evaluate_tree(self._tree, bound, self.limits)
             if isinstance(result, CELEvalError):
                 raise EvalError(_message(result))
             return require_result(_to_python(result), self.result)
@@ -180,16 +185,18 @@ class CelPythonEngine:
 
     name = "cel-python"
 
-    def compile(self, source: str, *, result: type | None = None, shapes: Shapes | None = None) -> CelPythonProgram:
+    def compile(self, source: str, *, result: type | None = None, limits: CelLimits = DEFAULT_LIMITS,
+                shapes: Shapes | None = None) -> CelPythonProgram:
         wanted = result_kind(result)
         tree = parse(source)
         try:
             analysis = analyse(tree, strict=True, functions=FUNCTION_NAMES, namespaces=NAMESPACES, shapes=shapes)
+            cost = check_cost(tree, limits.cost_limit).cost
         except RecursionError:
             raise CompileError("expression nested too deeply") from None
         check_result(source, analysis.kind, wanted if wanted != DYN else None)
-        return CelPythonProgram(self, source, prepare_tree(tree), analysis.references, analysis.variables, result,
-                                analysis.kind)
+        return CelPythonProgram(self, source, prepare_tree(tree), analysis.references, analysis.variables,
+                                result, limits, cost, analysis.kind)
 
     def convert(self, value: object) -> object:
         """A Python value → a cel-python value (or :class:`Rejected`); TypeError for types

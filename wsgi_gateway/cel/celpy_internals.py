@@ -30,6 +30,7 @@ from celpy.evaluation import Activation, CELEvalError, Evaluator, NameContainer,
 
 from .celpy_functions import CURRENT_BUDGET, FUNCTIONS, MISSING, NUM, Budget, index_value, eval_error, kind_name, kind_of, map_get, no_overload
 from .kinds import MACROS
+from .limits import DEFAULT_LIMITS, CelLimits
 
 #: The cel-python versions this module was checked against: ``(lowest, below)``.
 CHECKED_VERSIONS: Final = ("0.5.0", "0.6")
@@ -407,13 +408,13 @@ def _bound_name(tree: lark.Tree) -> str:
 
 
 
-def evaluate_tree(tree: lark.Tree, values: dict[str, Any]) -> Any:
+def evaluate_tree(tree: lark.Tree, values: dict[str, Any], limits: CelLimits = DEFAULT_LIMITS) -> Any:
     """Evaluate a :func:`prepare_tree` tree over bound cel-python values, counting its
     steps against a fresh :class:`~wsgi_gateway.cel.celpy_functions.Budget`."""
     identifiers = NameContainer()
     for name, value in values.items():
         dict.__setitem__(identifiers, name, _referent(value))
-    budget = Budget()
+    budget = Budget(limits.timeout, limits.clock)
     token = CURRENT_BUDGET.set(budget)
     try:
         return _Evaluator(tree, _new_activation(identifiers), budget).visit(tree)

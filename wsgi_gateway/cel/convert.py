@@ -24,7 +24,8 @@ from celpy.celtypes import BoolType, UintType
 
 from .api import Rejected
 from .bounds import (
-    MAX_BYTES_LENGTH, MAX_LIST_LENGTH, MAX_MAP_SIZE, MAX_STRING_LENGTH, MAX_VALUE_DEPTH, MAX_VALUE_NODES,
+    MAX_BYTES_LENGTH, MAX_LIST_LENGTH, MAX_MAP_SIZE, MAX_STRING_LENGTH, MAX_VALUE_CHARS, MAX_VALUE_DEPTH,
+    MAX_VALUE_NODES,
 )
 
 __all__ = ["Builders", "TooLarge", "convert", "utc"]
@@ -71,11 +72,18 @@ def utc(value: datetime.datetime) -> datetime.datetime:
 
 
 class _Walk:
-    __slots__ = ("b", "nodes")
+    __slots__ = ("b", "chars", "nodes")
 
     def __init__(self, builders: Builders) -> None:
         self.b = builders
         self.nodes = MAX_VALUE_NODES
+        self.chars = MAX_VALUE_CHARS
+
+    def string(self, value: str) -> str:
+        self.chars -= len(value)
+        if self.chars < 0:
+            raise TooLarge(f"more than {MAX_VALUE_CHARS} characters in all")
+        return _string(value)
 
     def value(self, value: Any, depth: int) -> Any:
         self.nodes -= 1
@@ -83,7 +91,7 @@ class _Walk:
             raise TooLarge(f"more than {MAX_VALUE_NODES} values")
         kind = type(value)
         if kind is str:
-            return self.b.string(_string(value))
+            return self.b.string(self.string(value))
         if kind is dict:
             return self.mapping(value, depth)
         if kind is list or kind is tuple:
@@ -106,7 +114,7 @@ class _Walk:
         out = {}
         for key, item in value.items():
             # Plain ``str`` keys on both engines: cel-python looks fields up by ``str``.
-            out[_string(key) if type(key) is str else self.key(key)] = self.value(item, depth + 1)
+            out[self.string(key) if type(key) is str else self.key(key)] = self.value(item, depth + 1)
         return self.b.mapping(out)
 
     def sequence(self, value: list | tuple, depth: int) -> Any:
@@ -125,7 +133,7 @@ class _Walk:
 
     def key(self, key: Any) -> Any:
         if isinstance(key, str):
-            return _string(str(key))
+            return self.string(str(key))
         if isinstance(key, (bool, BoolType)):
             return self.b.boolean(bool(key))
         if isinstance(key, int) and INT64_MIN <= key <= UINT64_MAX:
@@ -137,6 +145,7 @@ class _Walk:
         if isinstance(value, (bytes, bytearray)):
             if len(value) > MAX_BYTES_LENGTH:
                 raise TooLarge(f"{len(value)} bytes are longer than {MAX_BYTES_LENGTH}")
+            self.chars -= len(value)
             return self.b.data(bytes(value))
         if isinstance(value, datetime.datetime):
             if depth:
@@ -156,7 +165,7 @@ class _Walk:
         if isinstance(value, float):
             return self.b.double(float(value))
         if isinstance(value, str):
-            return self.b.string(_string(str(value)))
+            return self.b.string(self.string(str(value)))
         if isinstance(value, Mapping):
             return self.mapping(value, depth)
         if isinstance(value, (list, tuple)):

@@ -92,6 +92,14 @@ def without_optional_syntax(source: str) -> str:
     return "".join(chars)
 
 
+_BACKTICK_FIELD: Final = re.compile(r"\.`([^`']*)`")
+
+
+def without_backticks(source: str) -> str:
+    """``m.`content-type``` read as ``m['content-type']`` (for the cost estimate only)."""
+    return _BACKTICK_FIELD.sub(lambda m: f"['{m.group(1)}']", source)
+
+
 def scan_variables(source: str) -> frozenset[str]:
     """The variables a source may read, found by scanning identifiers (a fallback)."""
     return frozenset(name for name in _IDENTIFIER.findall(mask_strings(source)) if name in VARIABLES)

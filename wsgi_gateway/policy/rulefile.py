@@ -18,6 +18,7 @@ from pathlib import Path
 from ..config.source import Mark, load_yaml, mark_of
 from ..errors import ConfigError
 from ..cel import CompileError, Engine, Program
+from ..cel.limits import DEFAULT_LIMITS, CelLimits
 from ..cel.shapes import ANY, Shapes
 from .variables import TOKEN_ROOTS, declared_shapes
 
@@ -94,6 +95,7 @@ class _Loader:
 
     def __init__(self, path: Path, engine: Engine, policies: set[str] | None):
         self.path, self.engine, self.policies = path, engine, policies
+        self.limits: CelLimits = DEFAULT_LIMITS
         self.problems: list[str] = []
         self.lines: list[str] = []
         self.shapes: Shapes = declared_shapes()  # `identity` gains the map names (load_rule_file)
@@ -111,7 +113,7 @@ class _Loader:
             self.problem(container, key, where, "expected a CEL expression (a string)")
             return None
         try:
-            program = self.engine.compile(source, result=bool if boolean else result,
+            program = self.engine.compile(source, result=bool if boolean else result, limits=self.limits,
                                           shapes=shapes or self.shapes)
         except CompileError as exc:
             self.problems.append(self._caret(location, where, source, exc))
@@ -127,13 +129,16 @@ class _Loader:
                 f"    {text}\n    {' ' * (column - 1)}^")
 
 
-def load_rule_file(path: Path, engine: Engine, policies: set[str] | None = None) -> RuleFile:
+def load_rule_file(path: Path, engine: Engine, policies: set[str] | None = None,
+                   limits: CelLimits = DEFAULT_LIMITS) -> RuleFile:
     """The compiled rule file at ``path``; ConfigError listing every fault.
 
     ``policies``: the policy names the config defines (None: not checked).
+    ``limits``: the config's CEL bounds (a rule over the cost limit is a fault).
     """
     node = load_yaml(path)
     loader = _Loader(path, engine, policies)
+    loader.limits = limits
     loader.lines = path.read_text(encoding="utf-8").splitlines()
     if not isinstance(node, dict):
         raise ConfigError(f"{path}:1: expected a mapping of sections ({', '.join(SECTIONS)})")
