@@ -10,7 +10,8 @@ import pytest
 
 from wsgi_gateway.errors import ConfigError
 from wsgi_gateway.cel import get_engine
-from wsgi_gateway.policy.evaluate import MAX_MESSAGE_LENGTH, CelRuleSet
+from wsgi_gateway.policy.evaluate import CelRuleSet
+from wsgi_gateway.policy.messages import MAX_MESSAGE_LENGTH
 from wsgi_gateway.policy.rulefile import load_rule_file
 from wsgi_gateway.policy.testing import case_identity, decide
 

@@ -15,10 +15,8 @@ is left out. Every rule's outcome is in the decision trail.
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,15 +27,16 @@ from ..config.policies import PolicyConfig
 from ..errors import Forbidden, InsufficientScope, InvalidToken
 from ..identity import Identity
 from ..mutate.headers import check_header_value
-from ..cel import Engine, EvalError, Rejected, Unresolved, lookup
+from ..cel import Engine, EvalError, Rejected, lookup
 from .celtext import cel_text
+from .messages import refusal_reason
 from .rulefile import Rule, RuleFile
+from .shadow import log_shadow_file, log_shadow_rule, takes_effect
 from .variables import (
     TOKEN_ROOTS, base_identity, cert_variable, limits_variable, now_variable, request_variable, session_variable,
     token_variable,
 )
 
-log = logging.getLogger("wsgi_gateway.rules")
 _UNSET = object()
 _PART_IDS = itertools.count()  # never reused, unlike id() of an evicted object
 
@@ -137,10 +136,10 @@ class CelRuleSet:
         for name, outcome, note in decision.steps:
             ctx.record("rules", name, outcome, note)
             rule = self._by_name.get(name)
-            if rule is not None and (rule.shadow or self.rules.shadow) and _takes_effect(outcome, note):
-                self._log_shadow_rule(ctx, rule, outcome, note, decision, values)
+            if rule is not None and (rule.shadow or self.rules.shadow) and takes_effect(outcome, note):
+                log_shadow_rule(ctx, self.name, self.api, rule, outcome, note, decision, values)
         if self.rules.shadow:  # as if there were no rules: only the API's default policy
-            _log_shadow(ctx, self.name, decision)
+            log_shadow_file(ctx, self.name, decision)
             ctx.record("rules", self.name, "shadow", "not enforced")
             ctx.policies = (self.api_default,) if self.api_default else ()
             return
@@ -149,20 +148,6 @@ class CelRuleSet:
         if not decision.allowed:
             raise _refusal(decision)
         ctx.upstream_headers.update(decision.headers)
-
-    def _log_shadow_rule(self, ctx, rule: Rule, outcome: str, note: str, decision: Decision,
-                         values: "_RequestValues") -> None:
-        """One line per shadow rule that matched or failed: what it would have done, and
-        what a replay needs (the request line, who, and the values the rule read; never
-        the token or a credential header)."""
-        identity = ctx.identity
-        errored = outcome.startswith("error:")
-        log.info("shadow rule", extra={"gw": {
-            "request_id": ctx.request_id, "rules": self.name, "rule": rule.name, "section": rule.section,
-            "outcome": "error" if errored else "matched", "error": outcome[7:] if errored else "-",
-            "would": note or "-", "method": values.method, "path": values.path, "api": self.api,
-            "iss": identity.issuer or "-", "sub": identity.subject or "-", "client_id": identity.client_id or "-",
-            "inputs": replay_inputs(rule, identity, decision, values, self.api)}})
 
     @property
     def reads_limits(self) -> bool:
@@ -204,7 +189,7 @@ class CelRuleSet:
             outcome = run(rule)
             decision.step(rule, outcome, _shadow_note(rule, not outcome.true, "would fail"))
             if not outcome.true and not rule.shadow and decision.allowed:
-                decision.refuse(401, _message(run, rule), by=rule.name)
+                decision.refuse(401, refusal_reason(run, rule), by=rule.name)
 
     def _assign(self, run, decision: Decision, part: "_TokenPart") -> None:
         for rule in self.rules.assign:
@@ -237,7 +222,7 @@ class CelRuleSet:
             decision.step(rule, outcome, _shadow_note(rule, matched, "would deny") or
                           ("denies" if matched else ""))
             if matched and not rule.shadow and decision.allowed:
-                decision.refuse(403, _message(run, rule), rule.code, by=rule.name)
+                decision.refuse(403, refusal_reason(run, rule), rule.code, by=rule.name)
 
     def _allow(self, run, decision: Decision) -> None:
         enforced = [r for r in self.rules.allow if not r.shadow]
@@ -469,33 +454,6 @@ def header_text(value: Any) -> str | None:
     return str(value)
 
 
-#: Longest reason a ``messageExpression`` may give (the rest is cut).
-MAX_MESSAGE_LENGTH = 256
-
-
-def _message(run, rule: Rule) -> str:
-    """The refusal's reason: the rule's ``messageExpression`` when it gives a non-empty
-    string (control and format characters removed, at most MAX_MESSAGE_LENGTH
-    characters), else its fixed message."""
-    if rule.message_rule is None:
-        return rule.message
-    outcome = run(rule.message_rule)
-    if outcome.error is None and isinstance(outcome.value, str):
-        text = bounded_message(outcome.value)
-        if text:
-            return text
-    return rule.message
-
-
-def bounded_message(text: str) -> str:
-    """``text`` fit for a problem body and a log line: no control, format or line
-    separator characters (a reason cannot forge log lines or reorder text), runs of
-    white space as one space, at most MAX_MESSAGE_LENGTH characters."""
-    kept = "".join(" " if c.isspace() else c for c in text[: MAX_MESSAGE_LENGTH * 4]
-                   if c.isspace() or unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co", "Cn"))
-    return " ".join(kept.split())[:MAX_MESSAGE_LENGTH]
-
-
 def _shadow_note(rule: Rule, happened: bool, what: str) -> str:
     return f"shadow: {what}" if rule.shadow and happened else ""
 
@@ -507,46 +465,3 @@ def _refusal(decision: Decision):
         return InsufficientScope(decision.reason, headers={
             "WWW-Authenticate": 'Bearer error="insufficient_scope"'})
     return Forbidden(decision.reason)
-
-
-_SECRET_HEADER_PARTS = ("auth", "cookie", "token", "key", "secret", "session", "password", "credential")
-
-
-def _takes_effect(outcome: str, note: str) -> bool:
-    """A shadow rule worth a log line: it errored, or it would have changed something."""
-    return outcome.startswith("error:") or note.startswith("shadow:") or "(shadow, not applied)" in note \
-        or note in ("denies", "allows") or note.startswith("policy ")
-
-
-def replay_inputs(rule: Rule, identity: Identity, decision: Decision, values: "_RequestValues",
-                  api: str = "") -> str:
-    """The values the rule read, by path, in CEL syntax, as JSON: enough to replay it.
-    Header values whose names suggest a credential are left out, and so are whole maps."""
-    import json
-
-    plain = {"claims": dict(identity.claims), "token": token_variable(identity),
-             "identity": decision.identity, "cert": cert_variable(identity), "api": api}
-    out = {}
-    for ref in sorted(rule.program.references):
-        root, _, rest = ref.partition(".")
-        if root == "request" and rest.startswith("headers.") and any(
-                part in rest[8:].lower() for part in _SECRET_HEADER_PARTS):
-            out[ref] = "<redacted>"
-            continue
-        value = lookup(plain, ref) if root in plain else lookup(values.python(), ref)
-        if isinstance(value, Unresolved):
-            out[ref] = "<absent>"
-        elif not isinstance(value, (dict, list, Mapping)):
-            out[ref] = cel_text(value)
-    return json.dumps(out, separators=(",", ":"))
-
-
-def _log_shadow(ctx, name: str, decision: Decision) -> None:
-    log.info("shadow rules evaluated", extra={"gw": {
-        "request_id": ctx.request_id, "rules": name,
-        "would": "allow" if decision.allowed else f"{decision.status} {decision.reason}",
-        "decided_by": decision.decided_by or "-",
-        "errors": ",".join(n for n, v, _ in decision.steps if v.startswith("error:")) or "-",
-        "policies": ",".join(decision.policies) or "-",
-        "identity": decision.identity.get("id", "-"),
-        "headers": ",".join(decision.headers) or "-"}})
