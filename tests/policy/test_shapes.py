@@ -118,3 +118,15 @@ def test_check_json_lists_the_errors(tmp_path, monkeypatch, capsys):
 def test_declared_kinds_are_type_checked(tmp_path, engine, rules, message):
     [found] = problems(tmp_path, rules, engine)
     assert message in found.splitlines()[0], found
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_map_entries_are_typed_as_their_expressions(tmp_path, engine):
+    [found] = problems(tmp_path, """\
+        map:
+          group_count: "size(claims.groups)"
+          tenant: "claims.tenant"
+        allow:
+          - when: "identity.group_count == 'many' || identity.tenant == 1"
+    """, engine)
+    assert "'_==_' applied to '(int, string)'" in found.splitlines()[0], found

@@ -19,7 +19,7 @@ from ..config.source import Mark, load_yaml, mark_of
 from ..errors import ConfigError
 from ..cel import CompileError, Engine, Program
 from ..cel.limits import DEFAULT_LIMITS, CelLimits
-from ..cel.shapes import ANY, Shapes
+from ..cel.shapes import ANY, Shape, Shapes
 from .variables import TOKEN_ROOTS, declared_shapes
 
 SECTIONS = ("shadow", "validate", "map", "assign", "default_policy", "deny", "allow", "headers")
@@ -146,14 +146,16 @@ def load_rule_file(path: Path, engine: Engine, policies: set[str] | None = None,
         if key not in SECTIONS:
             loader.problem(node, key, str(key), f"unknown section; allowed: {', '.join(SECTIONS)}")
     shadow = _flag(loader, node, "shadow", "shadow")
-    mapped = node.get("map")
-    if isinstance(mapped, dict):  # later sections see identity.<name> for each map entry
-        loader.shapes = declared_shapes({k: ANY for k in mapped if isinstance(k, str)})
+    mapped = _mapping(loader, node, "map", boolean=False)
+    names = node.get("map") if isinstance(node.get("map"), dict) else {}
+    # later sections see identity.<name> for each map entry, typed as its expression is
+    loader.shapes = declared_shapes({**{k: ANY for k in names if isinstance(k, str)},
+                                     **{r.name: Shape(r.program.kind) for r in mapped}})
     rule_file = RuleFile(
         path=path,
         shadow=shadow,
         validate=_items(loader, node, "validate", ("expr", "message"), boolean=True),
-        map=_mapping(loader, node, "map", boolean=False),
+        map=mapped,
         assign=_items(loader, node, "assign", ("when", "policy"), boolean=True),
         default_policy=_default_policy(loader, node),
         deny=_items(loader, node, "deny", ("when", "reason"), boolean=True),
