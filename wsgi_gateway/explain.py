@@ -131,7 +131,8 @@ def _explain(gateway, upstream: "_Upstream", config, method: str, path: str, tok
 
 
 class _Upstream:
-    """The wrapped app's stand-in: records the headers the gateway would send it."""
+    """The wrapped app's stand-in: records the headers the gateway would send it, and
+    answers 200 (what the real app answers is its own business)."""
 
     def __init__(self):
         self.headers: dict[str, str] | None = None
@@ -139,7 +140,7 @@ class _Upstream:
     def __call__(self, environ, start_response):
         self.headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items()
                         if k.startswith("HTTP_") and k != "HTTP_HOST"}
-        start_response("204 No Content", [])
+        start_response("200 OK", [("Content-Length", "0")])
         return [b""]
 
 
