@@ -218,6 +218,10 @@ class _Walk:
         self.check(name in self.functions, f"undeclared reference to '{name}'", name_token)
         for arg in args:
             self.visit(arg, scope, depth)
+        if name == "format" and namespace not in self.namespaces:
+            problem = format_problem(receiver)
+            if problem is not None:
+                self.fail(problem, name_token)
         if name == "replace" and _growing_replace(args):
             if _may_be_large(receiver):
                 self.fail(
@@ -354,7 +358,31 @@ def _bad_escape(text: str) -> str | None:
         match = _VALID_ESCAPE.match(text, start)
         if match is None:
             return text[start : start + 2]
+        escape = match.group(0)
+        if escape[1] in "uU":
+            code = int(escape[2:], 16)
+            # cel-cpp refuses \u in bytes and surrogates or values past U+10FFFF anywhere
+            if "b" in prefix.lower() or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+                return escape
         position = match.end()
+    return None
+
+
+_PRECISION: Final = re.compile(r"%\.(\d+)")
+#: The largest ``format`` precision both engines accept (cel-python's strings extension).
+MAX_FORMAT_PRECISION: Final = 100
+
+
+def format_problem(receiver: Any) -> str | None:
+    """Why a ``format()`` call is refused (both engines): a template that is not a string
+    literal (its clauses, and so its cost, are unknown at load), or a precision over
+    :data:`MAX_FORMAT_PRECISION` (cel-python refuses it, cel-cpp would build it)."""
+    template = _string_literal(receiver)
+    if template is None:
+        return "format() needs a string literal as its template"
+    for match in _PRECISION.finditer(template):
+        if int(match.group(1)) > MAX_FORMAT_PRECISION:
+            return f"format() precision {match.group(1)} is over {MAX_FORMAT_PRECISION}"
     return None
 
 

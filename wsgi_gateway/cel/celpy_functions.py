@@ -11,6 +11,7 @@ functions are written against; the interpreter internals live in :mod:`.celpy_in
 from __future__ import annotations
 
 import datetime
+import math
 import operator
 import time
 from collections.abc import Callable, Mapping
@@ -307,6 +308,35 @@ def _timestamp(value: Any = MISSING, *extra: Any) -> Any:
     return no_overload("timestamp", value)
 
 
+def double_text(value: float) -> str:
+    """``string(double)`` as cel-cpp writes it: the shortest digits that read back the same,
+    in exponent form below 1e-4 and from 1e6 on (``1``, ``1.5``, ``1e+06``,
+    ``1.23456789e+08``, ``-0``, ``inf``)."""
+    if math.isnan(value):  # the sign of a NaN shows, as in C++ (0.0/0.0 is -nan on x86)
+        return "-nan" if math.copysign(1.0, value) < 0 else "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    for precision in range(0, 17):  # 17 significant digits always read back the same
+        text = f"{value:.{precision}e}"
+        if float(text) == value:
+            break
+    significand, _, exp = text.partition("e")
+    exponent_value = int(exp)
+    if exponent_value < -4 or exponent_value >= 6:
+        significand = significand.rstrip("0").rstrip(".")
+        return f"{significand}e{'-' if exponent_value < 0 else '+'}{abs(exponent_value):02d}"
+    fixed = f"{value:.{max(precision - exponent_value, 0)}f}"
+    return fixed.rstrip("0").rstrip(".") if "." in fixed else fixed
+
+
+def _string(value: Any = MISSING, *extra: Any) -> Any:
+    if not extra and type(value) is DoubleType:
+        return StringType(double_text(float(value)))
+    return base_functions["string"](*((value, *extra) if value is not MISSING else extra))
+
+
 def _capped(name: str, function: Callable[..., Any], estimate: Callable[..., int | None] | None = None) -> Callable[..., Any]:
     """A strings-extension function that refuses results over MAX_RESULT_STRING_LENGTH."""
 
@@ -351,12 +381,17 @@ FUNCTIONS: Final[dict[str, Any]] = {
     "_in_": _in,
     "_[_]": index_value,
     "size": _size,
+    "string": _string,
     "contains": _contains,
     "timestamp": _timestamp,
     "replace": _capped("replace", STRING_EXT_FUNCTIONS["replace"], _replace_size),
     "join": _capped("join", STRING_EXT_FUNCTIONS["join"], _join_size),
     "format": _capped("format", STRING_EXT_FUNCTIONS["format"]),
 }
+#: What a type name means as a value (``type(x) == string``): cel-python's own table, not
+#: the gateway's replacements of the conversion functions.
+TYPE_VALUES: Final[Mapping[str, Any]] = {"string": base_functions["string"]}
+
 from .celpy_library import library_functions  # noqa: E402  (it uses the helpers above)
 
 _NAMESPACE_ONLY: Final = frozenset(name for names in LIBRARY_NAMESPACES.values() for name in names) - {"contains"}

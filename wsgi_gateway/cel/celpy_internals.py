@@ -19,18 +19,20 @@ conformance suite, then widen the range here and the pin in ``setup.cfg``.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
 from importlib.metadata import version as _installed_version
 from typing import Any, Final
 
 import lark
-from celpy.celtypes import BoolType, ListType, MapType, StringType
+from celpy.celtypes import BoolType, BytesType, DoubleType, ListType, MapType, StringType
 from celpy.evaluation import Activation, CELEvalError, Evaluator, NameContainer, Referent
 
-from .celpy_functions import CURRENT_BUDGET, FUNCTIONS, MISSING, NUM, Budget, index_value, eval_error, kind_name, kind_of, map_get, no_overload
+from .celpy_functions import CURRENT_BUDGET, FUNCTIONS, TYPE_VALUES, MISSING, NUM, Budget, index_value, eval_error, kind_name, kind_of, map_get, no_overload
 from .kinds import MACROS
 from .limits import DEFAULT_LIMITS, CelLimits
+from .literals import LiteralError, decode_literal
 
 #: The cel-python versions this module was checked against: ``(lowest, below)``.
 CHECKED_VERSIONS: Final = ("0.5.0", "0.6")
@@ -104,9 +106,19 @@ _RELATIONS: Final[Mapping[str, Callable[[Any, Any], Any]]] = {
     "relation_gt": FUNCTIONS["_>_"], "relation_ge": FUNCTIONS["_>=_"],
     "relation_in": FUNCTIONS["_in_"],
 }  # fmt: skip
+def _divide(left: Any, right: Any) -> Any:
+    """``/``: IEEE 754 for doubles (cel-python 0.5.0 gave ``inf`` for ``0.0/0.0`` and for
+    ``-1.0/0.0``); integers as cel-python does (truncating, errors on zero)."""
+    if isinstance(left, float) and isinstance(right, float) and right == 0.0:
+        if left == 0.0 or math.isnan(left):  # x86's default NaN (what cel-cpp gives) has the sign bit set
+            return DoubleType(left if math.isnan(left) else -math.nan)
+        return DoubleType(math.copysign(math.inf, left) * math.copysign(1.0, right))
+    return operator.truediv(left, right)
+
+
 _ARITHMETIC: Final[Mapping[str, tuple[str, Callable[[Any, Any], Any]]]] = {
     "addition_add": ("_+_", operator.add), "addition_sub": ("_-_", operator.sub),
-    "multiplication_mul": ("_*_", operator.mul), "multiplication_div": ("_/_", operator.truediv),
+    "multiplication_mul": ("_*_", operator.mul), "multiplication_div": ("_/_", _divide),
     "multiplication_mod": ("_%_", operator.mod),
 }  # fmt: skip
 
@@ -176,8 +188,21 @@ def prepare_tree(tree: lark.Tree) -> lark.Tree:
         node.data = str(node.data)
         node.children = [_collapse(child) for child in node.children]
         if node.data == "literal":
-            node.cel_value = Evaluator.literal(evaluator, node)
+            node.cel_value = _literal_value(evaluator, node)
     return root
+
+
+def _literal_value(evaluator: Evaluator, node: lark.Tree) -> Any:
+    """A literal's value; strings and bytes decoded as cel-spec and cel-cpp do
+    (:mod:`.literals`), not by cel-python's lexer."""
+    token = node.children[0]
+    if token.type in ("STRING_LIT", "MLSTRING_LIT", "BYTES_LIT"):
+        try:
+            value = decode_literal(token.value)
+        except LiteralError as ex:
+            return CELEvalError(str(ex), ValueError, (str(ex),))
+        return BytesType(value) if isinstance(value, bytes) else StringType(value)
+    return Evaluator.literal(evaluator, node)
 
 
 class _Evaluator(Evaluator):
@@ -294,7 +319,7 @@ class _Evaluator(Evaluator):
                 if referent is not None:
                     return referent.value
                 identifiers = identifiers.parent
-            function = FUNCTIONS.get(name)  # type names: int, string, ...
+            function = TYPE_VALUES.get(name) or FUNCTIONS.get(name)  # type names: int, string, ...
             return function if function is not None else eval_error(f"undeclared reference to '{name}'", KeyError)
         if data == "literal":
             return self.literal(child)

@@ -209,7 +209,7 @@ class CelConfig:
     (defaults and meaning: ``wsgi_gateway.cel.limits``)."""
 
     engine: Literal["cel-python", "cel-cpp"] = "cel-python"  # cel-cpp: pip install 'wsgi-gateway[fast-cel]'
-    cost_limit: int = 10_000_000    # static worst-case cost a rule may have; over it, refused at load
+    cost_limit: int = 2_000_000    # static worst-case cost a rule may have; over it, refused at load
     timeout: float = _duration(default=0.5)  # run-time bound of one cel-python evaluation
 
     def __post_init__(self) -> None:
