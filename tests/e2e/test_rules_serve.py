@@ -117,9 +117,10 @@ def test_explain(served):
     assert result.returncode == 1, result.stderr
     out = result.stdout
     assert "api: api (rules: rules.yaml)" in out
-    assert "validate[0]: True" in out and "deny[0]: True  (denies)" in out
+    assert "validate[0]: true" in out and "deny[0]: true  (denies)" in out
     assert "policies: basic" in out
-    assert out.strip().endswith("decision: 403 only ops may delete")
+    assert "decided by: deny[0]" in out
+    assert out.strip().endswith("decision: 403 forbidden only ops may delete")
     token = mint(tenant="acme", groups=["ops"])
     result = subprocess.run(
         [sys.executable, "-m", "wsgi_gateway.cli", "explain", "-c", str(tmp_path / "gw.yaml"),
