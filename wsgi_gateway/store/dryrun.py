@@ -51,6 +51,24 @@ class DryRunStore:
         self._seed(key, ttl)
         return self.overlay.incr(key, delta, ttl=ttl, initial=initial)
 
+    def decr(self, key: str, delta: int = 1) -> int | None:
+        self._seed(key, 60.0)
+        return self.overlay.decr(key, delta)
+
+    def set_everywhere(self, key: str, value: bytes, ttl: float) -> int:
+        self.set(key, value, ttl)
+        return 1
+
+    def get_everywhere(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
+        keys = list(keys)
+        found = self.real.get_everywhere([k for k in keys if k not in self._written])
+        found.update({k: [v] for k, v in self.overlay.get_many(
+            [k for k in keys if k in self._written]).items()})
+        return found
+
+    def get_durable(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
+        return self.real.get_durable(keys)
+
     def gets(self, key: str) -> tuple[bytes | None, object | None]:
         self._seed(key, 60.0)
         return self.overlay.gets(key)
