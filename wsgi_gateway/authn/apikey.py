@@ -101,7 +101,7 @@ class ApiKeyAuthenticator:
     :param api: the API's name; a key for another API is refused.
     :param static: keys_file records by id (never written to the store).
     :param policies: the configured policy names; a key's other policies are ignored.
-    :param clock: wall-clock seconds (expiry).
+    :param clock: wall-clock seconds (expiry, and the per-worker record cache).
     """
 
     id = "apikey"
@@ -173,11 +173,11 @@ class ApiKeyAuthenticator:
     def _lookup(self, key_id: str) -> tuple[KeyRecord | None, Identity | None]:
         """The key's record and identity: from this worker's cache (≤ cache_ttl old), else
         the store (and the keys_file)."""
+        started = self.clock()
         with self._lock:
             cached = self._records.get(key_id)
-        if cached is not None and time.monotonic() < cached[0]:
+        if cached is not None and _fresh(cached[0], started, self.options.cache_ttl):
             return cached[1], cached[2]
-        started = time.monotonic()
         try:
             stored = self.keys.get(key_id)
         except StoreError:
@@ -213,6 +213,12 @@ class ApiKeyAuthenticator:
                 log.warning("apikey: the store is unavailable; API keys are refused with 503")
             else:
                 log.info("apikey: the store is back")
+
+
+def _fresh(until: float, now: float, ttl: float) -> bool:
+    """A cached record is used until ``until``; a wall clock stepped back (NTP) must not
+    stretch that past ``ttl``, or a revoked key would keep working."""
+    return now < until <= now + ttl
 
 
 def to_identity(record: KeyRecord, policies: tuple[str, ...]) -> Identity:
