@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.support.gateways import SECRET_ENV, InProcess
@@ -21,6 +23,19 @@ def memcached(memcached_server):
     """The session's memcached, emptied for this test."""
     memcached_server.flush()
     return memcached_server
+
+
+@pytest.fixture(autouse=True)
+def _gateway_logger_restored():
+    """Whatever a test does to the ``wsgi_gateway`` logger (configure_logging, an
+    in-process ``serve``), the next test finds it as it was: ``propagate = False`` left
+    behind hid every later test's records from ``caplog``, depending on the order."""
+    logger = logging.getLogger("wsgi_gateway")
+    saved = (list(logger.handlers), logger.level, logger.propagate, logger.disabled)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate, logger.disabled = saved[2], saved[3]
 
 
 @pytest.fixture(autouse=True)
