@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -47,7 +48,8 @@ def _token_secret(monkeypatch):
 
 @pytest.fixture
 def in_process(tmp_path):
-    """in_process(config_dict) → an InProcess gateway built from that config."""
-    def make(config: dict, name: str = "gw") -> InProcess:
-        return InProcess(tmp_path, config, name)
+    """in_process(config_dict[, name][, clock=]) → an InProcess gateway built from that
+    config, on the real clock unless the test passes its own."""
+    def make(config: dict, name: str = "gw", *, clock=time.time) -> InProcess:
+        return InProcess(tmp_path, config, name, clock)
     return make
