@@ -26,17 +26,37 @@ def memcached(memcached_server):
     return memcached_server
 
 
+_OURS = ("wsgi_gateway", "gunicorn")
+
+
+def _loggers() -> dict[str, logging.Logger]:
+    return {name: logger for name, logger in logging.root.manager.loggerDict.items()
+            if isinstance(logger, logging.Logger)}
+
+
 @pytest.fixture(autouse=True)
-def _gateway_logger_restored():
-    """Whatever a test does to the ``wsgi_gateway`` logger (configure_logging, an
-    in-process ``serve``), the next test finds it as it was: ``propagate = False`` left
-    behind hid every later test's records from ``caplog``, depending on the order."""
-    logger = logging.getLogger("wsgi_gateway")
-    saved = (list(logger.handlers), logger.level, logger.propagate, logger.disabled)
+def _loggers_restored():
+    """Whatever a test does to logging (configure_logging, an in-process ``serve``, a
+    dictConfig), the next test finds it as it was: ``propagate = False`` left behind on
+    ``wsgi_gateway`` hid later tests' records from ``caplog``, depending on the order.
+
+    The gateway's and gunicorn's loggers get back handlers, level, propagate and
+    disabled; every other logger its disabled flag (dictConfig disables existing
+    loggers); the root logger its level. The root's handlers are pytest's own."""
+    before = _loggers()
+    ours = {name: (list(lg.handlers), lg.level, lg.propagate, lg.disabled)
+            for name, lg in before.items() if name.split(".")[0] in _OURS}
+    disabled = {name: lg.disabled for name, lg in before.items()}
+    root_level = logging.root.level
     yield
-    logger.handlers[:] = saved[0]
-    logger.setLevel(saved[1])
-    logger.propagate, logger.disabled = saved[2], saved[3]
+    for name, (handlers, level, propagate, off) in ours.items():
+        logger = before[name]
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, off
+    for name, off in disabled.items():
+        before[name].disabled = off
+    logging.root.setLevel(root_level)
 
 
 @pytest.fixture(autouse=True)

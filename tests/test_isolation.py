@@ -29,8 +29,16 @@ def _state():
 BEFORE = _state()  # at collection, before any test ran
 
 
+def test_zy_a_dict_config_disables_existing_loggers():
+    import logging.config
+
+    logging.config.dictConfig({"version": 1})  # as a logconfig_dict would
+    assert logging.getLogger("wsgi_gateway.authn").disabled
+
+
 def test_zz_the_gateway_logger_is_as_it_was(caplog):
     assert _state() == BEFORE
+    assert not logging.getLogger("wsgi_gateway.authn").disabled
     logging.getLogger("wsgi_gateway.probe").warning("seen by caplog")
     assert "seen by caplog" in caplog.text
 '''
@@ -47,7 +55,7 @@ def test_the_logging_tests_leave_caplog_working(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]
     ran = re.search(r"(\d+) passed", done.stdout)
-    assert ran and int(ran.group(1)) >= 5, done.stdout[-3000:]  # the logging tests, then the probe
+    assert ran and int(ran.group(1)) >= 6, done.stdout[-3000:]  # the logging tests, then the probe
     assert "1 failed" not in done.stdout
 
 
