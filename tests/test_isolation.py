@@ -45,8 +45,8 @@ def test_zz_the_gateway_logger_is_as_it_was(caplog):
 
 
 def test_the_logging_tests_leave_caplog_working(tmp_path):
-    (tmp_path / "conftest.py").write_text("from tests.conftest import *  # noqa: F401,F403\n"
-                                          "from tests.middleware.conftest import *  # noqa\n")
+    (tmp_path / "conftest.py").write_text(  # the suite's conftests, autouse fixtures included
+        'pytest_plugins = ["tests.conftest", "tests.middleware.conftest"]\n')
     (tmp_path / "test_probe.py").write_text(textwrap.dedent(CAPLOG_PROBE))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
