@@ -1,7 +1,10 @@
 """build_app: the gateway's middleware stack, assembled from config in one readable order.
 
     RequestContext → Ops → Router → per API:
-        Authenticate → Sessions → Rules → Limits → Mutate → upstream
+        Authenticate → Sessions → Rules → Limits → LimitHeaders → Mutate → upstream
+
+LimitHeaders (only for rule files whose headers read `limits`) evaluates those headers
+after Limits has counted; no layer calls back into an earlier one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .middleware import (
 )
 from .limits.limiter import StoreLimiter
 from .limits.sessions import Sessions
+from .middleware.limit_headers import LimitHeaders
 from .middleware.sessions import SessionLayer
 from .mutate.strip import ClientHeaderStrip, TrustedProxies
 from .store import Store, build_store
@@ -186,7 +190,7 @@ def _rate_keys(build: BuildContext) -> dict:
     """The policies' rate_key expressions, compiled once per gateway."""
     def make():
         from .limits.keys import RateKey
-        from .policy.engine import get_engine
+        from .cel import get_engine
 
         keys = {}
         for name, policy in build.config.policies.items():
@@ -201,14 +205,15 @@ def _rule_set(api: ApiConfig, build: BuildContext):
     """The API's rules: its compiled rule file, or allow-all without one."""
     if api.rules is None:
         return AllowAll(api.default_policy, build.config.policies, api.name)
-    from .policy.engine import get_engine
+    from .cel import get_engine
     from .policy.evaluate import CelRuleSet
     from .policy.rulefile import load_rule_file
 
     engine = get_engine(build.config.cel.engine)
     path = (build.config.source.parent / api.rules).resolve()
     rules = build.shared(("rules", str(path)),
-                         lambda: load_rule_file(path, engine, set(build.config.policies)))
+                         lambda: load_rule_file(path, engine, set(build.config.policies),
+                                                 build.config.cel.limits()))
     return CelRuleSet(rules, engine, api.name, build.config.policies, clock=build.clock,
                       default_policy=api.default_policy)
 
@@ -260,6 +265,8 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     proxy = ReverseProxy(api.name, api.path, api.upstream) if api.upstream.kind == "url" else None
     # one code path decides what reaches the upstream, whatever the upstream is
     app = Mutate(proxy or upstream, strip_auth=api.strip_auth, credentials=places, strip=build.strip)
+    if getattr(rules, "reads_limits", False):  # header rules reading `limits`
+        app = LimitHeaders(app, rules=rules)
     app = Limits(app, limiter=limiter)
     app = Rules(app, rules=rules, challenges=challenges)
     if config.sessions.enabled:

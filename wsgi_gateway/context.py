@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request
 
     from .identity import Identity
+    from .limits.windows import Verdict
 
 ENVIRON_KEY = "wsgi_gateway.context"
 """The WSGI environ key holding the :class:`RequestContext`."""
@@ -54,7 +56,12 @@ class RequestContext:
     trail: list[TrailEntry] = field(default_factory=list)
     upstream_headers: dict[str, str] = field(default_factory=dict)
     upstream: UpstreamCall | None = None  # set by the reverse proxy
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: The session record the Sessions layer resolved (id, created, last_seen, meta).
+    session_record: Mapping[str, Any] | None = None
+    #: The ``identity`` variable after the rule file's ``map`` (rate keys read it).
+    mapped_identity: Mapping[str, Any] | None = None
+    #: What the Limits layer counted for this request (the ``limits`` variable).
+    limit_verdicts: tuple["Verdict", ...] = ()
     _request: "Request | None" = None
 
     def record(self, layer: str, name: str, outcome: str, detail: str = "") -> None:

@@ -1,6 +1,6 @@
 """Per-request cost of a 10-rule file, cold token vs warm, for each CEL engine, in process.
 
-    .venv/bin/python contrib/bench/bench_rules.py [--requests 5000]
+    .venv/bin/python contrib/bench/bench_rules.py [--requests 5000] [--tenant-rule]
 
 Measures ``CelRuleSet.decide`` (what the Rules layer runs) for the rule file below:
 - cold: a new identity every request (claims converted, every token-only rule run);
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from wsgi_gateway.config.policies import PolicyConfig  # noqa: E402
 from wsgi_gateway.identity import Identity  # noqa: E402
-from wsgi_gateway.policy.engine import get_engine  # noqa: E402
+from wsgi_gateway.cel import get_engine  # noqa: E402
 from wsgi_gateway.policy.evaluate import CelRuleSet, _RequestValues  # noqa: E402
 from wsgi_gateway.policy.rulefile import load_rule_file  # noqa: E402
 
@@ -61,8 +61,14 @@ def identity(i: int) -> Identity:
                     claims=MappingProxyType(claims), provider="bench", token_kind="access")
 
 
+TENANT_RULE = """\
+  - {when: "'x-tenant' in request.headers && request.headers['x-tenant'] != claims.tenant", reason: "tenant"}
+"""
+HEADERS: dict[str, str] = {}
+
+
 def values(ruleset, path: str) -> _RequestValues:
-    environ = EnvironBuilder(method="GET", path=path).get_environ()
+    environ = EnvironBuilder(method="GET", path=path, headers=HEADERS).get_environ()
     return _RequestValues(environ, Request(environ), ruleset)
 
 
@@ -79,11 +85,17 @@ def per_request(ruleset, identities, paths) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--tenant-rule", action="store_true",
+                        help="add a deny using the header-presence idiom, and send X-Tenant")
     args = parser.parse_args()
     n = args.requests
+    text = RULES
+    if args.tenant_rule:
+        text = RULES.replace("allow:\n", TENANT_RULE + "allow:\n")
+        HEADERS["X-Tenant"] = "acme"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.yaml"
-        path.write_text(RULES)
+        path.write_text(text)
         print(f"{'engine':11} {'cold µs':>9} {'warm µs':>9} {'warm, new path µs':>18}")
         for name in ("cel-python", "cel-cpp"):
             engine = get_engine(name)

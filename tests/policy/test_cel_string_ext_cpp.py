@@ -41,7 +41,8 @@ from typing import Any
 
 import pytest
 
-from wsgi_gateway.policy.engine import CompileError, Engine, EngineUnavailable, EvalError, get_engine, mask_strings
+from wsgi_gateway.cel import CompileError, Engine, EngineUnavailable, EvalError, get_engine
+from wsgi_gateway.cel.parse import mask_strings
 
 
 def _base_module() -> ModuleType:
@@ -161,6 +162,12 @@ def params() -> list[Any]:
     return out
 
 
+# format() with a template that is not a literal is refused at load on both engines (its
+# precision, and so its cost, would be unknown: '%.100000000f' from a header would make
+# cel-cpp build a 100 MB string); these cases format a variable's template.
+REFUSED_AT_LOAD = re.compile(r"(?<![\w.'\"])str_var\.format\(")
+
+
 @pytest.mark.parametrize(("engine_name", "case"), params())
 def test_conformance_through_the_engine(engine_name: str, case: dict[str, Any]) -> None:
     try:
@@ -169,6 +176,9 @@ def test_conformance_through_the_engine(engine_name: str, case: dict[str, Any]) 
         pytest.skip(f"cel-cpp engine not available: {ex}")
     accepted = [case["expected"], *case.get("also_accepted", [])]
     outcome = run(engine, case)
+    if REFUSED_AT_LOAD.search(case["expr"]):
+        assert outcome[0] == "compile error" and "literal" in str(outcome[1]), outcome
+        return
     assert any(outcome_matches(outcome, expected) for expected in accepted), (
         f"{engine_name}: {case['expr']!r}: got {outcome!r}, expected one of {accepted!r}"
     )

@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from wsgi_gateway.policy import engine_celpy
-from wsgi_gateway.policy.engine import (
+from wsgi_gateway.cel import (
     INSTALL_HINT,
     MAX_ITERATIONS,
     MAX_LIST_LENGTH,
@@ -151,7 +150,7 @@ def test_unknown_engine_is_a_value_error() -> None:
 
 
 def test_missing_cel_expr_python_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    from wsgi_gateway.policy import engine_celcpp
+    from wsgi_gateway.cel import celcpp_engine as engine_celcpp
 
     for module in [name for name in sys.modules if name.startswith("cel_expr_python")]:
         monkeypatch.delitem(sys.modules, module)
@@ -588,23 +587,39 @@ def test_membership_scan_of_a_large_list_is_bounded(engine: Engine) -> None:
     assert outcome is True and elapsed < 1.0
 
 
+def test_huge_strings_are_refused_at_load_on_both_engines(engine: Engine) -> None:
+    """replace() whose result could be 64 MB (8 KiB × 8 KiB) is refused by the static
+    estimate on both engines (cel-cpp has no run-time string bound)."""
+    with pytest.raises(CompileError, match="could build a value"):
+        engine.compile("claims.s.replace('a', claims.t).size() > 0")
+
+
 def test_cel_python_refuses_huge_strings_at_run_time() -> None:
-    """cel-python only (cel-cpp has no run-time string bound; documented): one allowed
-    replace() whose result would be 64 MB."""
-    engine = get_engine("cel-python")
-    program = engine.compile("claims.s.replace('a', claims.t).size() > 0")
-    values = activation(engine, claims={"s": "a" * MAX_STRING_LENGTH, "t": "b" * MAX_STRING_LENGTH})
-    with pytest.raises(EvalError, match=str(MAX_RESULT_STRING_LENGTH)):
-        program.evaluate(values)
+    """cel-python only, behind the static estimate: the run-time cap of replace()."""
+    from wsgi_gateway.cel.celpy_functions import FUNCTIONS
+
+    result = FUNCTIONS["replace"](celpy_string("a" * MAX_STRING_LENGTH), celpy_string("a"),
+                                  celpy_string("b" * MAX_STRING_LENGTH))
+    assert str(MAX_RESULT_STRING_LENGTH) in str(result)
 
 
-def test_cel_python_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """cel-python only: the wall-clock bound (read at every DEADLINE_CHECK_STEPS steps)."""
-    monkeypatch.setattr(engine_celpy, "MAX_EVAL_SECONDS", 0.0)
+def celpy_string(text: str):
+    from celpy.celtypes import StringType
+
+    return StringType(text)
+
+
+def test_cel_python_deadline() -> None:
+    """cel-python only: the wall-clock bound, read at every step, on an injected clock."""
+    from wsgi_gateway.cel.limits import CelLimits
+
+    ticks = iter(range(0, 10_000))
+    limits = CelLimits(timeout=0.5, clock=lambda: next(ticks) * 0.01)  # 10 ms per reading
     engine = get_engine("cel-python")
-    program = engine.compile("claims.big.all(x, x >= 0)")
+    program = engine.compile("claims.big.all(x, x >= 0)", limits=limits)
     with pytest.raises(EvalError, match="time limit"):
         program.evaluate(activation(engine, claims=THOUSAND))
+    assert next(ticks) <= 53  # stopped at the first reading past 0.5 s, not 64 steps later
 
 
 # --- documented differences ---------------------------------------------------------------------
@@ -621,8 +636,10 @@ def test_optional_syntax_is_cel_cpp_only() -> None:
     program = cpp.compile("claims.?missing.orValue('none') == 'none' && claims.?sub.hasValue()", result=bool)
     assert program.references == {"claims.missing", "claims.sub"}
     assert program.evaluate(activation(cpp)) is True
+    with pytest.raises(CompileError, match="optional"):  # refused at load now (no crash path)
+        cpp.compile("claims.?sub")
     with pytest.raises(EvalError, match="optional"):
-        cpp.compile("claims.?sub").evaluate(activation(cpp))
+        cpp.compile("dyn(claims.?sub)").evaluate(activation(cpp))
     assert cpp.compile("google.protobuf.Timestamp{}").evaluate({}) == datetime.datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -98,7 +98,7 @@ def test_policies_and_mapped_identity_in_the_context(gw):
     """, policies={"gold": {}, "basic": {}})
     g.get(mint(org="acme", groups=["admins"]))
     ctx = g.upstream.environ["wsgi_gateway.context"]
-    assert ctx.policies == ("gold",) and ctx.extras["identity"]["org"] == "acme"
+    assert ctx.policies == ("gold",) and ctx.mapped_identity["org"] == "acme"
     g.get(mint(org="acme", groups=[]))
     assert g.upstream.environ["wsgi_gateway.context"].policies == ("basic",)
 
@@ -144,7 +144,7 @@ def test_shadow_file_logs_what_it_would_have_changed(gw, caplog):
     assert response.status_code == 200 and "X-Shadow" not in echoed(response)
     ctx = g.upstream.environ["wsgi_gateway.context"]
     assert ctx.policies == ("basic",)  # the API default, not the shadow rules' gold
-    record = next(r for r in caplog.records if r.name == "wsgi_gateway.rules")
+    record = next(r for r in caplog.records if r.getMessage() == "shadow rules evaluated")
     assert record.gw["would"] == "403 everyone" and record.gw["policies"] == "gold"
     assert record.gw["identity"] == "mapped-ann" and record.gw["headers"] == "-"  # denied: none
 

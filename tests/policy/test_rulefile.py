@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from wsgi_gateway.errors import ConfigError
-from wsgi_gateway.policy.engine import get_engine
+from wsgi_gateway.cel import get_engine
 from wsgi_gateway.policy.rulefile import load_rule_file
 
 ENGINES = ["cel-python", "cel-cpp"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wsgi_gateway.policy.engine import get_engine
+from wsgi_gateway.cel import get_engine
 from wsgi_gateway.policy.testing import find_test_files, report, run_test_file
 
 REPO = Path(__file__).resolve().parents[2]

@@ -261,9 +261,22 @@ _SERVER_FORBIDDEN = {
 
 @dataclass(frozen=True)
 class CelConfig:
-    """Which CEL engine evaluates the rules."""
+    """Which CEL engine evaluates the rules, and the bounds of one evaluation
+    (defaults and meaning: ``wsgi_gateway.cel.limits``)."""
 
     engine: Literal["cel-python", "cel-cpp"] = "cel-python"  # cel-cpp: pip install 'wsgi-gateway[fast-cel]'
+    cost_limit: int = 2_000_000    # static worst-case cost a rule may have; over it, refused at load
+    timeout: float = _duration(default=0.5)  # run-time bound of one cel-python evaluation
+
+    def __post_init__(self) -> None:
+        if self.cost_limit <= 0 or self.timeout <= 0:
+            raise ValueError("cel.cost_limit and cel.timeout must be positive")
+
+    def limits(self):
+        """The :class:`~wsgi_gateway.cel.limits.CelLimits` these settings give."""
+        from ..cel.limits import CelLimits
+
+        return CelLimits(cost_limit=self.cost_limit, timeout=self.timeout)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from ..policy.engine import CompileError, Engine, EvalError
+from ..cel import CompileError, Engine, EvalError
 from ..policy.variables import base_identity, token_variable
 
 log = logging.getLogger("wsgi_gateway.limits")
@@ -39,7 +39,7 @@ class RateKey:
         identity = ctx.identity
         if identity is None:
             return None
-        mapped = ctx.extras.get("identity") or base_identity(identity)
+        mapped = ctx.mapped_identity or base_identity(identity)
         convert = self.engine.convert
         activation = {"claims": convert(dict(identity.claims)), "token": convert(token_variable(identity)),
                       "identity": convert(mapped), "api": convert(ctx.api or "")}

@@ -92,7 +92,7 @@ class StoreLimiter:
         if limits.key is not None:
             subject = self.keys[limits.key].subject(ctx, request) or subject
         verdicts = self._count(limits, subject, ctx)
-        ctx.extras["limits"] = verdicts
+        ctx.limit_verdicts = tuple(verdicts)
         headers = rate_limit_headers(verdicts, self.config.headers, self.clock())
         for verdict in verdicts:
             if not verdict.allowed:
@@ -150,7 +150,7 @@ class StoreLimiter:
     def _quota(self, quota: Rate, subject: str, now: float, ctx) -> tuple[Verdict, str, int]:
         anchor = 0.0
         if self.config.quota_renewal == "first_use":
-            anchor = float((ctx.extras.get("session") or {}).get("created", 0.0))
+            anchor = float((ctx.session_record or {}).get("created", 0.0))
         window = Window.at(now, quota.period, anchor)
         key = f"q:{self.api}:{subject}:{quota.period:g}:{int(anchor)}:{window.index}"
         used = self.counter.next(key, window.counter_ttl(False))

@@ -46,9 +46,6 @@ class Mutate:
             drop_cookies(environ, self.cookies)
         if self.query and environ.get("QUERY_STRING"):
             drop_query(environ, self.query)
-        late = ctx.extras.pop("late_headers", None)
-        if late is not None:  # rule headers that read the limits just counted
-            ctx.upstream_headers.update(late())
         if ctx.upstream_headers:
             drop_headers(environ, map(environ_key, ctx.upstream_headers))
             inject_headers(environ, ctx.upstream_headers)

@@ -35,7 +35,7 @@ class SessionLayer:
             return err(environ, start_response)
         if record is None:
             return self.app(environ, start_response)
-        ctx.extras["session"] = record
+        ctx.session_record = record
         if self.header:
             ctx.upstream_headers[self.header] = ctx.session_id
         result = self.app(environ, start_response)

@@ -1,8 +1,8 @@
 """The cel-cpp engine: Google's C++ CEL through cel-expr-python (the extra ``fast-cel``).
 
 ``cel_expr_python`` is imported when the engine is created, not when this module is
-imported: without it, :func:`wsgi_gateway.policy.engine.get_engine` ``("cel-cpp")`` raises
-:class:`~wsgi_gateway.policy.engine.EngineUnavailable` naming
+imported: without it, :func:`wsgi_gateway.cel.get_engine` ``("cel-cpp")`` raises
+:class:`~wsgi_gateway.cel.EngineUnavailable` naming
 ``pip install 'wsgi-gateway[fast-cel]'``, and nothing else is affected.
 
 The environment: ``claims``, ``token``, ``identity``, ``request``, ``session`` declared
@@ -16,7 +16,7 @@ and ``cel.bind`` would let a rule build strings exponentially.
 Compiling runs cel-cpp's parser and type checker (checking on: an undeclared variable,
 an unknown function, a wrong argument type and, with ``result=bool``, a result type
 other than ``bool`` or ``dyn`` are compile errors with cel-cpp's line and column), then
-the shared static walk of :func:`wsgi_gateway.policy.engine.analyse` (non-strict) for
+the shared static walk of :func:`wsgi_gateway.cel.analyse` (non-strict) for
 :attr:`references` and the shared cost rules. The walk uses cel-python's grammar; the
 optional syntax is read as its plain form for it. A rule that grammar still cannot read
 (backtick field names) gets its variables by scanning identifiers, and no cost rules.
@@ -24,14 +24,14 @@ optional syntax is read as its plain form for it. A rule that grammar still cann
 Evaluating fails closed: a result of type ``ERROR`` (cel-expr-python returns errors as
 values, and their ``value()`` is a non-empty, truthy string), a ``RuntimeError`` (a
 duplicate map key, the iteration budget), and results that cannot be plain Python
-(``type`` and ``optional`` values) are :class:`~wsgi_gateway.policy.engine.EvalError`.
+(``type`` and ``optional`` values) are :class:`~wsgi_gateway.cel.EvalError`.
 
 Cost bound
 ----------
 cel-expr-python 0.1.3 gives no access to cel-cpp's ``RuntimeOptions``; it evaluates with
 a fixed comprehension budget, measured here: an evaluation may take 9,999 comprehension
 steps, the 10,000th raises ``RuntimeError: Iteration budget exceeded`` (the same number
-as :data:`~wsgi_gateway.policy.engine.MAX_ITERATIONS`). There is no time limit and no
+as :data:`~wsgi_gateway.cel.MAX_ITERATIONS`). There is no time limit and no
 bound on the size of strings built during an evaluation (``s.replace('', s)`` twice over
 1,000 characters took 7 s and 1 GB here): the static ``replace()`` rule and the limits
 of :meth:`CelCppEngine.convert` (shared with cel-python) are the protection.
@@ -55,51 +55,29 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-from .engine import (
-    BOOL,
-    BYTES,
-    DOUBLE,
-    DURATION,
-    DYN,
-    INSTALL_HINT,
-    INT,
-    LIST,
-    MAP,
-    MAP_VARIABLES,
-    MAX_BYTES_LENGTH,
-    MAX_EXPRESSION_LENGTH,
-    MAX_LIST_LENGTH,
-    MAX_MAP_SIZE,
-    MAX_STRING_LENGTH,
-    MAX_VALUE_DEPTH,
-    MAX_VALUE_NODES,
-    NULL,
-    STRING,
-    TIMESTAMP,
-    TYPE,
-    UINT,
-    CompileError,
-    EngineUnavailable,
-    EvalError,
-    Rejected,
-    analyse,
-    check_result,
-    iter_names,
-    parse,
+from .analysis import analyse
+from .api import CompileError, EngineUnavailable, EvalError, Rejected, iter_names, require_result
+from .bounds import INSTALL_HINT, MAP_VARIABLES, MAX_EXPRESSION_LENGTH
+from .convert import Builders, convert
+from .convert import same as _same
+from .kinds import (
+    BOOL, BYTES, DOUBLE, DURATION, DYN, INT, LIST, MAP, NULL, STRING, TIMESTAMP, TYPE, UINT, check_result,
     result_kind,
-    scan_variables,
-    without_optional_syntax,
 )
+from .cost import check_cost
+from .library import LIBRARY, LIBRARY_NAMESPACES
+from .limits import DEFAULT_LIMITS, CelLimits
+from .parse import first_position, parse, scan_variables, without_backticks, without_optional_syntax
+from .shapes import Shapes
 
 __all__ = ["CelCppActivation", "CelCppEngine", "CelCppProgram"]
 
-_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
-_UTC = datetime.timezone.utc
 _ERROR_POSITION: Final = re.compile(r"ERROR: <input>:(-?\d+):(-?\d+): ([^\n]*)")
 _STATUS_SUFFIX: Final = re.compile(r"\s*\[[A-Z_]+\]\s*$")
 _NAMESPACES: Final[Mapping[str, frozenset[str]]] = {
     "strings": frozenset({"quote"}),
     "optional": frozenset({"of", "ofNonZeroValue", "none"}),
+    **LIBRARY_NAMESPACES,
 }
 _KIND_NAMES: Final[Mapping[str, str]] = {
     "BOOL": BOOL, "INT": INT, "UINT": UINT, "DOUBLE": DOUBLE, "STRING": STRING, "BYTES": BYTES,
@@ -139,10 +117,6 @@ def _compile_error(error: BaseException, source: str) -> CompileError:
 # --- values in --------------------------------------------------------------------------
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class _ConvertedMap(dict):  # type: ignore[type-arg]
     """A top-level map that :meth:`CelCppEngine.convert` produced (a plain ``dict`` to
     cel-expr-python)."""
@@ -150,109 +124,42 @@ class _ConvertedMap(dict):  # type: ignore[type-arg]
     __slots__ = ()
 
 
-def _int(value: int) -> int | float:
-    # cel-expr-python binds ints in [2**63, 2**64) as uint by itself.
-    if _INT64_MIN <= value <= _UINT64_MAX:
-        return value
-    return float(value)
-
-
-def _string(value: str) -> str:
-    if len(value) > MAX_STRING_LENGTH:
-        raise _TooLarge(f"a string of {len(value)} characters is longer than {MAX_STRING_LENGTH}")
-    return value
-
-
-def _key(key: Any) -> Any:
-    kind = type(key)
-    if kind is str:
-        return _string(key)
-    if kind is bool:
-        return key
-    if kind is int:
-        if _INT64_MIN <= key <= _UINT64_MAX:
-            return key
-        raise TypeError(f"map key {key} out of range")
-    if isinstance(key, str):
-        return _string(str(key))
-    if isinstance(key, (bool, int)):
-        return bool(key) if isinstance(key, bool) or type(key).__name__ == "BoolType" else _key(int(key))
-    raise TypeError(f"map keys must be strings, ints or bools, not {type(key).__name__}")
-
-
-def _plain(value: Any, depth: int, nodes: list[int]) -> Any:
-    nodes[0] -= 1
-    if nodes[0] < 0:
-        raise _TooLarge(f"more than {MAX_VALUE_NODES} values")
-    kind = type(value)
-    if kind is str:
-        return _string(value)
-    if kind is dict or kind is _ConvertedMap:
-        if len(value) > MAX_MAP_SIZE:
-            raise _TooLarge(f"a map of {len(value)} entries is larger than {MAX_MAP_SIZE}")
-        if depth >= MAX_VALUE_DEPTH:
-            raise _TooLarge(f"nested deeper than {MAX_VALUE_DEPTH} levels")
-        return {_key(key): _plain(item, depth + 1, nodes) for key, item in value.items()}
-    if kind is list or kind is tuple:
-        if len(value) > MAX_LIST_LENGTH:
-            raise _TooLarge(f"a list of {len(value)} elements is longer than {MAX_LIST_LENGTH}")
-        if depth >= MAX_VALUE_DEPTH:
-            raise _TooLarge(f"nested deeper than {MAX_VALUE_DEPTH} levels")
-        return [_plain(item, depth + 1, nodes) for item in value]
-    if kind is bool or kind is float or value is None:
-        return value
-    if kind is int:
-        return _int(value)
-    return _plain_other(value, depth, nodes)
-
-
-def _plain_other(value: Any, depth: int, nodes: list[int]) -> Any:
-    """The rare cases: bytes, timestamps, durations, subclasses (e.g. cel-python values)."""
-    if isinstance(value, (bytes, bytearray)):
-        if len(value) > MAX_BYTES_LENGTH:
-            raise _TooLarge(f"{len(value)} bytes are longer than {MAX_BYTES_LENGTH}")
-        return bytes(value)
-    if isinstance(value, datetime.datetime):
-        if depth:
-            raise _TooLarge("a timestamp inside a map or list cannot be bound (cel-expr-python 0.1.3)")
-        plain = datetime.datetime(
-            value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond,
-            tzinfo=value.tzinfo,
-        )  # fmt: skip
-        return plain.astimezone(_UTC) if plain.tzinfo is not None else plain.replace(tzinfo=_UTC)
-    if isinstance(value, datetime.timedelta):
-        if depth:
-            raise _TooLarge("a duration inside a map or list cannot be bound (cel-expr-python 0.1.3)")
-        return datetime.timedelta(days=value.days, seconds=value.seconds, microseconds=value.microseconds)
-    if isinstance(value, bool) or type(value).__name__ == "BoolType":
-        return bool(value)
-    if isinstance(value, int):
-        return _int(int(value))
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return _string(str(value))
-    if isinstance(value, Mapping):
-        return _plain(dict(value), depth, nodes)
-    if isinstance(value, (list, tuple)):
-        return _plain(list(value), depth, nodes)
-    raise TypeError(f"cannot convert a {type(value).__name__} into a CEL value")
+# cel-expr-python takes plain Python values (and binds ints in [2**63, 2**64) as uint).
+BUILDERS: Final = Builders(
+    string=_same, integer=_same, unsigned=_same, double=_same, boolean=_same, data=_same,
+    mapping=_same, sequence=_same, timestamp=_same, duration=_same,
+)
 
 
 # --- values out -------------------------------------------------------------------------
 
 
 def _python(value: Any, cel: Any) -> Any:
-    """A plain_value() → plain Python: bytearray → bytes; type values are refused."""
-    if isinstance(value, list):
-        return [_python(item, cel) for item in value]
-    if isinstance(value, dict):
-        return {_python(key, cel): _python(item, cel) for key, item in value.items()}
-    if isinstance(value, bytearray):
-        return bytes(value)
-    if isinstance(value, cel.Type):
-        raise EvalError("a result of type 'type' cannot leave the evaluation")
-    return value
+    """A cel-expr-python value → plain Python, walked element by element.
+
+    Never ``plain_value()``: on cel-expr-python 0.1.3 it kills the process (SIGSEGV) for a
+    map holding an optional and raises ``SystemError`` for a list of them. An optional
+    reports type ``ERROR`` and has no ``value()`` (TypeError): refused here, as are type
+    values and errors inside a container.
+    """
+    kind = value.type()
+    if kind == cel.Type.ERROR:
+        try:
+            inner = value.value()
+        except TypeError:
+            raise EvalError("a result holding an optional cannot leave the evaluation"
+                            " (use .orValue(...) or {?'key': value})") from None
+        raise EvalError(str(inner) or "evaluation error")
+    if kind == cel.Type.TYPE or kind == cel.Type.UNKNOWN:
+        raise EvalError(f"a result holding a value of type '{kind.name().lower()}' cannot leave the evaluation")
+    plain = value.value()
+    if isinstance(plain, dict):
+        return {key: _python(item, cel) for key, item in plain.items()}
+    if isinstance(plain, list):
+        return [_python(item, cel) for item in plain]
+    if isinstance(plain, bytearray):
+        return bytes(plain)
+    return plain
 
 
 # --- programs, activations, the engine ------------------------------------------------------
@@ -290,10 +197,16 @@ class CelCppActivation(Mapping[str, object]):
 class CelCppProgram:
     """A rule compiled for cel-cpp."""
 
-    __slots__ = ("_engine", "_expression", "references", "source", "variables")
+    __slots__ = ("_engine", "_expression", "cost", "kind", "limits", "references", "result", "source", "variables")
 
-    def __init__(self, engine: CelCppEngine, source: str, expression: Any, references: frozenset[str], variables: frozenset[str]) -> None:
+    def __init__(self, engine: CelCppEngine, source: str, expression: Any, references: frozenset[str],
+                 variables: frozenset[str], result: type | None, limits: CelLimits, cost: float,
+                 kind: str = "dyn") -> None:
         self._engine = engine
+        self.result = result
+        self.limits = limits
+        self.cost = cost
+        self.kind = kind
         self._expression = expression
         self.source = source
         self.references = references
@@ -320,8 +233,8 @@ class CelCppProgram:
                     message = "a result of type 'optional' cannot leave the evaluation"
                 raise EvalError(message or "evaluation error")
             if kind == engine.STRING or kind == engine.INT or kind == engine.DOUBLE:
-                return result.value()
-            return engine.to_python(result, kind)
+                return require_result(result.value(), self.result)
+            return require_result(engine.to_python(result, kind), self.result)
         except EvalError:
             raise
         except RuntimeError as ex:  # a duplicate map key, the iteration budget, ...
@@ -330,8 +243,30 @@ class CelCppProgram:
             raise EvalError(f"evaluation failed: {type(ex).__name__}: {_status_text(ex)}") from None
 
 
+def _library_declarations(cel: Any) -> list[Any]:
+    """The gateway library (:mod:`.library`) as cel-cpp function declarations whose
+    implementations are the shared Python functions (checked by cel-cpp's type checker;
+    an exception inside one is an error value, so the rule fails closed)."""
+    types = {BOOL: cel.Type.BOOL, INT: cel.Type.INT, STRING: cel.Type.STRING, BYTES: cel.Type.BYTES,
+             LIST: cel.Type.List(cel.Type.DYN)}
+    declarations = []
+    for function in LIBRARY:
+        overload_id = "gw_" + function.name.replace(".", "_") + "_" + "_".join(function.params)
+        overload = cel.Overload(overload_id, types[function.result], [types[p] for p in function.params],
+                                is_member=function.member, impl=_plain_result(function.impl))
+        declarations.append(cel.FunctionDecl(function.name, [overload]))
+    return declarations
+
+
+def _plain_result(impl: Any) -> Any:
+    def call(*args: Any) -> Any:
+        return impl(*(bytes(a) if isinstance(a, bytearray) else a for a in args))
+
+    return call
+
+
 class CelCppEngine:
-    """The cel-cpp engine; use :func:`wsgi_gateway.policy.engine.get_engine`."""
+    """The cel-cpp engine; use :func:`wsgi_gateway.cel.get_engine`."""
 
     name = "cel-cpp"
 
@@ -346,6 +281,7 @@ class CelCppEngine:
                 "now": cel.Type.TIMESTAMP,
             },
             extensions=[ext_strings.ExtStrings(), ext_optional.ExtOptional()],
+            functions=_library_declarations(cel),
         )
         self._lock = threading.Lock()
         self.BOOL, self.ERROR = cel.Type.BOOL, cel.Type.ERROR
@@ -353,7 +289,8 @@ class CelCppEngine:
 
     # -- compiling
 
-    def compile(self, source: str, *, result: type | None = None) -> CelCppProgram:
+    def compile(self, source: str, *, result: type | None = None, limits: CelLimits = DEFAULT_LIMITS,
+                shapes: Shapes | None = None) -> CelCppProgram:
         wanted = result_kind(result)
         if len(source) > MAX_EXPRESSION_LENGTH:
             raise CompileError(f"expression longer than {MAX_EXPRESSION_LENGTH} characters")
@@ -363,6 +300,10 @@ class CelCppEngine:
         except Exception as ex:  # cel-expr-python reports parse and check errors as RuntimeError
             raise _compile_error(ex, source) from None
         return_name = expression.return_type().name()
+        if "optional_type" in return_name:
+            raise CompileError("the result may not be or hold an optional (cel-expr-python cannot convert it):"
+                               " use .orValue(...), or {?'key': value} for an optional map entry",
+                               *first_position(source))
         kind = _KIND_NAMES.get(return_name.split("<", 1)[0].upper(), return_name.lower())
         check_result(source, kind, wanted)
         try:
@@ -372,20 +313,27 @@ class CelCppEngine:
         if tree is None:
             variables = scan_variables(source)
             references = variables
+            try:  # backtick field names: the cost of the same expression with indexes
+                cost_tree = parse(without_backticks(without_optional_syntax(source)))
+            except CompileError:
+                raise CompileError("the cost of this expression cannot be estimated (cel-python's grammar cannot"
+                                   " read it): write it without backtick field names", 1, 1) from None
         else:
-            analysis = analyse(tree, strict=False, namespaces=_NAMESPACES)
+            analysis = analyse(tree, strict=False, namespaces=_NAMESPACES, shapes=shapes)
             references, variables = analysis.references, analysis.variables
-        return CelCppProgram(self, source, expression, references, variables)
+            if kind == DYN:  # cel-cpp sees the variables as dyn maps; the shapes know more
+                check_result(source, analysis.kind, wanted)
+                kind = analysis.kind
+            cost_tree = tree
+        cost = check_cost(cost_tree, limits.cost_limit).cost
+        return CelCppProgram(self, source, expression, references, variables, result, limits, cost, kind)
 
     # -- values
 
     def convert(self, value: object) -> object:
         """A Python value → the value cel-expr-python will bind (validated, normalised),
         or :class:`Rejected`; TypeError for types that are not JSON-like."""
-        try:
-            plain = _plain(value, 0, [MAX_VALUE_NODES])
-        except _TooLarge as ex:
-            return Rejected(str(ex))
+        plain = convert(value, BUILDERS)
         return _ConvertedMap(plain) if type(plain) is dict else plain
 
     def activation(self, values: Mapping[str, object]) -> CelCppActivation:
@@ -421,4 +369,4 @@ class CelCppEngine:
         name = kind.name()
         if name.startswith("optional") or kind == self._cel.Type.TYPE or kind == self._cel.Type.UNKNOWN:
             raise EvalError(f"a result of type '{name.lower()}' cannot leave the evaluation")
-        return _python(result.plain_value(), self._cel)
+        return _python(result, self._cel)

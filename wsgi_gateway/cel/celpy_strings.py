@@ -161,10 +161,8 @@ def _char_at(text: str, index: int) -> Result:
 def _index_of(text: str, sub: str, offset: int = 0) -> Result:
     if not sub:
         return celtypes.IntType(offset)
-    if offset < 0:
+    if offset < 0 or offset > len(text):  # cel-cpp: an offset past the end is an error
         return _error(f"index out of range: {offset}")
-    if offset >= len(text):  # cel-go: an offset past the end finds nothing
-        return celtypes.IntType(-1)
     return celtypes.IntType(text.find(sub, offset))
 
 
@@ -177,10 +175,8 @@ def _last_index_of(text: str, sub: str) -> Result:
 def _last_index_of_offset(text: str, sub: str, offset: int) -> Result:
     if not sub:
         return celtypes.IntType(offset)
-    if offset < 0:
+    if offset < 0 or offset > len(text):  # cel-cpp: an offset past the end is an error
         return _error(f"index out of range: {offset}")
-    if offset >= len(text):  # cel-go: an offset past the end finds nothing
-        return celtypes.IntType(-1)
     # The last match that starts at or before ``offset``.
     return celtypes.IntType(text.rfind(sub, 0, offset + len(sub)))
 
@@ -209,6 +205,8 @@ def _split(text: str, sep: str, limit: int = -1) -> Result:
         return celtypes.ListType()
     if sep:
         parts = text.split(sep) if limit < 0 else text.split(sep, limit - 1)
+    elif not text:  # cel-cpp: ''.split('') is [''] (Go's SplitN gives []); the engines agree
+        parts = [""]
     else:  # an empty separator splits between code points
         if limit < 0 or limit > len(text):
             limit = len(text)
