@@ -528,13 +528,19 @@ def test_rules_see_the_id_token_claims(tmp_path, idp, clock):
 
 
 def test_ready_reports_a_provider_without_discovery(tmp_path, idp, clock):
-    gw = LoginGateway(tmp_path, idp, clock)
     idp.set_status(500, paths=["/.well-known/openid-configuration"])
-    gw.flow.client._endpoints = None
-    response = gw.browser().get("/app/x")
-    assert response.status_code == 503 and "text/html" in response.headers["Content-Type"]
+    gw = LoginGateway(tmp_path, idp, clock)
     ready = gw.browser().get("/.gateway/ready", headers=SCRIPT)
     assert ready.status_code == 503 and b"discovery" in ready.get_data()
+    response = gw.browser().get("/app/x")
+    assert response.status_code == 503 and "text/html" in response.headers["Content-Type"]
+    count = idp.requests_count("/.well-known/openid-configuration")
+    gw.browser().get("/app/x")
+    assert idp.requests_count("/.well-known/openid-configuration") == count  # no retry storm
+    idp.set_status(None)
+    clock.advance(5.1)
+    assert gw.browser().get("/app/x").status_code == 302
+    assert gw.browser().get("/.gateway/ready", headers=SCRIPT).status_code == 200
 
 
 def test_config_needs_a_secret_key(tmp_path, idp, monkeypatch):

@@ -27,6 +27,7 @@ from .options import OidcLoginOptions
 from .sessions import Tokens
 
 DISCOVERY_TTL = 3600.0
+RETRY_AFTER = 5.0  # seconds between discovery attempts after a failure
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
@@ -63,6 +64,7 @@ class OidcClient:
         self.http = http or requests.Session()
         self._endpoints: Endpoints | None = None
         self._fetched = -1e18
+        self._failed = -1e18
         self._lock = threading.Lock()
         self.last_failure: str | None = None
 
@@ -74,10 +76,20 @@ class OidcClient:
             return Endpoints(o.authorization_endpoint, o.token_endpoint, o.userinfo_endpoint,
                              o.end_session_endpoint, o.revocation_endpoint)
         with self._lock:
-            if self._endpoints is None or self.clock() - self._fetched > DISCOVERY_TTL:
-                self._endpoints = self._discover()
-                self._fetched = self.clock()
-            return self._endpoints
+            now = self.clock()
+            if self._endpoints is not None and now - self._fetched <= DISCOVERY_TTL:
+                return self._endpoints
+            if now - self._failed < RETRY_AFTER:  # an outage costs one timeout per interval
+                if self._endpoints is not None:
+                    return self._endpoints
+                raise ProviderUnavailable(self.last_failure or "discovery failed")
+            try:
+                self._endpoints, self._fetched = self._discover(), now
+            except ProviderUnavailable:
+                self._failed = now
+                if self._endpoints is None:
+                    raise
+            return self._endpoints  # the last good endpoints outlive a failed re-discovery
 
     def _discover(self) -> Endpoints:
         url = self.provider.issuer.rstrip("/") + "/.well-known/openid-configuration"

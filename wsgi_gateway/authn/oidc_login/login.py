@@ -57,7 +57,6 @@ class LoginFlow:
         self.origin = options.origin
         self.redirect_uri = options.origin + routes + "callback"
         self.cookie_name = options.cookie()
-        self.refreshes = 0  # this worker's refresh grants (for tests and the bench)
 
     # -- starting ------------------------------------------------------------------
     def wants_page(self, request: Request) -> bool:
@@ -188,7 +187,6 @@ class LoginFlow:
         raise SessionUnavailable("your session is being refreshed; try again")
 
     def _refresh(self, session: Session) -> Session | None:
-        self.refreshes += 1
         try:
             response = self.client.refresh(session.tokens.refresh_token)
             tokens = self.client.tokens(response, previous=session.tokens)

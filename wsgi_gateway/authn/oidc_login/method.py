@@ -25,7 +25,7 @@ from ..jwt.claims import claim_at, scopes_of
 from ..jwt.method import key_source
 from ..jwt.verify import Verifier
 from ..registry import Method, register
-from .client import OidcClient
+from .client import OidcClient, ProviderUnavailable
 from .login import LoginFlow
 from .options import OidcLoginOptions
 from .pending import PendingLogins
@@ -91,7 +91,13 @@ class OidcLoginAuthenticator:
         return f"provider {self.provider.name}: {failure}" if failure else None
 
     def warm(self, timeout: float | None = None) -> None:
+        """The provider's keys and endpoints before the first sign-in (bounded waits);
+        a failure shows in ``ready()`` and is retried by the first sign-in."""
         self.flow.client.verifier.keys.warm(timeout)
+        try:
+            self.flow.client.endpoints()
+        except ProviderUnavailable:
+            pass
 
 
 def login_flows(build) -> dict[str, LoginFlow]:
