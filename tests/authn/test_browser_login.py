@@ -692,3 +692,14 @@ def test_a_replayed_logout_token_ends_nothing_more(gw, idp, clock):
     assert _post_logout_token(gw, token).status_code == 400
     clock.advance(1.01)
     assert browser.get("/app/x", headers=SCRIPT).status_code == 200
+
+
+def test_a_flood_of_sign_in_starts_is_throttled_not_stored(tmp_path, idp, clock):
+    gw = LoginGateway(tmp_path, idp, clock, options={"start_rate": 5})
+    browser = gw.browser()
+    statuses = [browser.get("/app/x").status_code for _ in range(20)]
+    assert statuses.count(302) == 5 and statuses.count(429) == 15
+    pending = [k for k in gw.app.store._items if ":p:" in k]
+    assert len(pending) == 5
+    clock.advance(1)
+    assert browser.get("/app/x").status_code == 302

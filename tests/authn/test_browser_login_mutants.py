@@ -121,6 +121,8 @@ MUTANTS = [
     pytest.param(_unbound_sealing, "test_a_sealed_record_copied_under_another_name_does_not_open", id="sealing not bound to the name"),
     pytest.param(lambda mp, gw, idp: mp.setattr(BrowserSessions, "first_use", lambda self, n, ttl: True),
                  "test_a_replayed_logout_token_ends_nothing_more", id="logout token replayable"),
+    pytest.param(lambda mp, gw, idp: mp.setattr(LoginFlow, "_start_allowed", lambda self: True),
+                 "test_a_flood_of_sign_in_starts_is_throttled_not_stored", id="sign-in starts unbounded"),
     pytest.param(_keep_the_old_handle, "test_every_login_gets_a_new_handle_and_the_old_one_dies",
                  id="session fixation"),
     pytest.param(_logout_only_clears_the_cookie,

@@ -15,6 +15,7 @@ Decisions where OpenID Connect leaves a choice:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,8 +28,8 @@ from .browser import SAFE_METHODS, is_navigation, safe_return_to, same_origin
 from .client import GrantRejected, OidcClient, ProviderUnavailable
 from .options import OidcLoginOptions
 from .pages import (
-    CrossSiteRefused, LoginFailed, LoginRedirect, SessionUnavailable, cookie, error_response,
-    html_response,
+    CrossSiteRefused, LoginFailed, LoginRedirect, SessionUnavailable, SignInsThrottled, cookie,
+    error_response, html_response,
 )
 from .pending import LoginRejected, PendingLogins
 from .sessions import BrowserSessions, Session
@@ -57,6 +58,8 @@ class LoginFlow:
         self.origin = options.origin
         self.redirect_uri = options.origin + routes + "callback"
         self.cookie_name = options.cookie()
+        self._tokens, self._bucket_at = float(options.start_rate), clock()
+        self._bucket_lock = threading.Lock()
 
     # -- starting ------------------------------------------------------------------
     def wants_page(self, request: Request) -> bool:
@@ -66,6 +69,9 @@ class LoginFlow:
         """The redirect to the provider, with a new pending login bound to this browser."""
         target = safe_return_to(return_to, self.origin, self.options.return_origins)
         page = self.wants_page(request) or request.path.startswith(self.routes)
+        if not self._start_allowed():
+            raise SignInsThrottled("too many sign-ins are starting right now; try again in a "
+                                   "moment", retry_after=1).for_browser(page)
         try:
             pending, binding = self.pending.start(target, request.cookies.get(self.options.login_cookie))
             url = self.client.authorization_url(state=pending.state, nonce=pending.nonce,
@@ -80,6 +86,18 @@ class LoginFlow:
         login = cookie(self.options.login_cookie, binding, max_age=int(self.options.pending_ttl),
                        secure=self.options.secure_cookies)
         return LoginRedirect(url, [login])
+
+    def _start_allowed(self) -> bool:
+        """A per-worker token bucket: every start writes a store record that lives
+        ``pending_ttl``, so a flood of starts must not push sessions out of the store."""
+        with self._bucket_lock:
+            now, rate = self.clock(), float(self.options.start_rate)
+            self._tokens = min(rate, self._tokens + (now - self._bucket_at) * rate)
+            self._bucket_at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
 
     # -- the callback --------------------------------------------------------------
     def callback(self, request: Request) -> Response:

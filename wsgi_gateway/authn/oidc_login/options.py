@@ -69,6 +69,7 @@ class OidcLoginOptions:
     cache_ttl: float = _duration(1.0)      # a worker's copy of a session (logout lands within it)
     pending_max: int = 3                   # logins pending at once per browser (oldest evicted)
     pending_ttl: float = _duration(600.0)  # a started login must come back within this
+    start_rate: int = 50                   # sign-ins started per second per worker, at most
     refresh_lead: float = _duration(60.0)  # refresh this long before the access token expires
     refresh_lease: float = _duration(10.0) # one refresh per session at a time, for at most this
     refresh_wait: float = _duration(2.0)   # how long a request waits for another's refresh
@@ -106,6 +107,8 @@ class OidcLoginOptions:
             raise ValueError("cookie_name: 1-64 of A-Z a-z 0-9 _ -")
         if not 1 <= self.pending_max <= 10:
             raise ValueError("pending_max must be within 1..10")
+        if not 1 <= self.start_rate <= 10_000:
+            raise ValueError("start_rate must be within 1..10000 per second")
         if not 30 <= self.pending_ttl <= 3600:
             raise ValueError("pending_ttl must be within 30s..1h")
         if not 0 < self.cache_ttl <= 1.0:

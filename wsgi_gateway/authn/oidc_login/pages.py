@@ -11,7 +11,9 @@ import html
 
 from werkzeug.wrappers import Response
 
-from ...errors import BadRequest, Forbidden, GatewayError, ServiceUnavailable, Unauthorized
+from ...errors import (
+    BadRequest, Forbidden, GatewayError, ServiceUnavailable, TooManyRequests, Unauthorized,
+)
 
 
 class LoginRedirect(Unauthorized):
@@ -51,6 +53,12 @@ class SessionUnavailable(HtmlForBrowsers, ServiceUnavailable):
     """The session store or the provider cannot be reached: 503, never a redirect loop."""
 
     code = "login_unavailable"
+
+
+class SignInsThrottled(HtmlForBrowsers, TooManyRequests):
+    """More sign-ins start on this worker than ``start_rate`` allows."""
+
+    code = "sign_ins_throttled"
 
 
 class LoginFailed(HtmlForBrowsers, BadRequest):
