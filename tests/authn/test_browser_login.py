@@ -703,3 +703,13 @@ def test_a_flood_of_sign_in_starts_is_throttled_not_stored(tmp_path, idp, clock)
     assert len(pending) == 5
     clock.advance(1)
     assert browser.get("/app/x").status_code == 302
+
+
+def test_limits_count_a_browser_session_like_any_identity(tmp_path, idp, clock):
+    gw = LoginGateway(tmp_path, idp, clock, policies={"people": {"rate": "3/60s"}})
+    alice, alice_elsewhere, bob = gw.browser(), gw.browser(), gw.browser()
+    alice.login()  # one request
+    alice_elsewhere.login()  # the same person in another browser: the same session ID
+    statuses = [b.get("/app/x", headers=SCRIPT).status_code for b in (alice, alice_elsewhere)]
+    assert statuses == [200, 429]
+    assert bob.login(user="bob").status_code == 200

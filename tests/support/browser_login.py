@@ -60,7 +60,7 @@ def make_idp(*, public: str = PUBLIC, clock=None) -> TestIdP:
 def gateway_config(idp: TestIdP, *, public: str = PUBLIC, store: dict | None = None,
                    options: dict | None = None, auth_extra: list | None = None,
                    previous_keys: bool = False, secret_key_env: str = "GW_BROWSER_SECRET_KEY",
-                   rules: str | None = None) -> dict:
+                   rules: str | None = None, policies: dict | None = None) -> dict:
     method = {"method": "oidc_login", "provider": "idp", "client_id": CLIENT_ID,
               "client_secret": {"env": "GW_BROWSER_CLIENT_SECRET"}, "public_url": public,
               "scopes": ["openid", "profile", "email", "offline_access"], **(options or {})}
@@ -71,8 +71,11 @@ def gateway_config(idp: TestIdP, *, public: str = PUBLIC, store: dict | None = N
                        "algorithms": ["RS256"], "audiences": ["test-api"],
                        "jwks": {"timeout": "1s", "warmup": "3s"}}],
         "apis": [{"name": "app", "path": "/app", "auth": [*(auth_extra or []), method],
-                  **({"rules": rules} if rules else {})}],
+                  **({"rules": rules} if rules else {}),
+                  **({"default_policy": next(iter(policies))} if policies else {})}],
     }
+    if policies:
+        config["policies"] = policies
     if previous_keys:
         config["previous_secret_keys"] = [{"env": "GW_BROWSER_OLD_SECRET_KEY"}]
     return config
