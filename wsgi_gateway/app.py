@@ -144,6 +144,11 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
     proxies = _ready_proxies(apis)
     ops = OpsEndpoints(router, prefix=config.ops.prefix,
                        readiness=lambda: ready_reasons(build.store, authenticators, proxies))
+    flows = build.resources.get("oidc_login_flows")
+    if flows:  # browser login's reserved paths (login, callback, logout, ...)
+        from .authn.oidc_login.routes import LoginRoutes
+
+        ops = LoginRoutes(ops, flows=flows)
     trust_id = {"always": True, "never": False}.get(config.request_id.trust_incoming, trusted)
     stack = RequestContextMiddleware(
         ops, request_id_header=config.request_id.header,
