@@ -150,6 +150,11 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
     proxies = _ready_proxies(apis)
     ops = OpsEndpoints(router, prefix=config.ops.prefix,
                        readiness=lambda: ready_reasons(build.store, authenticators, proxies))
+    flows = build.resources.get("oidc_login_flows")
+    if flows:  # browser login's reserved paths (login, callback, logout, ...)
+        from .authn.oidc_login.routes import LoginRoutes
+
+        ops = LoginRoutes(ops, flows=flows)
     observer = build_observer(config, clock=clock)
     if observer is not None and observer.metrics is not None:
         ops = MetricsEndpoint(ops, path=config.ops.prefix + config.metrics.path,

@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a config without serving")
     check.add_argument("-c", "--config", metavar="FILE", required=True, help="the gateway's YAML config")
     check.add_argument("--app", help="the wrapped WSGI app, module:callable (overrides 'app')")
+    check.add_argument("--format", choices=["text", "json"], default="text",
+                       help="json: one object with ok, errors and warnings, for CI")
     check.set_defaults(run=_check)
 
     rules = commands.add_parser("rules", help="work with rule files")
@@ -76,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     test = rules_commands.add_parser("test", help="run the rule test cases (NAME.test.yaml)")
     test.add_argument("paths", nargs="*", default=["rules"], help="test files or folders (default: rules)")
     test.add_argument("--engine", choices=["cel-python", "cel-cpp"], default="cel-python")
+    test.add_argument("--format", choices=["text", "json"], default="text")
+    test.add_argument("--coverage", action="store_true",
+                      help="also list rules no case evaluated and conditions never true or false")
     test.set_defaults(run=_rules_test)
 
     sessions = commands.add_parser("sessions", help="show or revoke sessions in the store")
@@ -107,8 +112,20 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--token", help="an access token (verified with the config's providers)")
     source.add_argument("--claims", help="a JSON or YAML file of claims (not verified)")
     explain.add_argument("--request", required=True, help="'METHOD /path', e.g. 'GET /v1/orders'")
-    explain.add_argument("--header", action="append", default=[], help="K:V (repeatable)")
+    explain.add_argument("--header", "-H", action="append", default=[], help="K:V (repeatable)")
+    explain.add_argument("--format", choices=["text", "json"], default="text")
     explain.set_defaults(run=_explain)
+
+    evaluate = commands.add_parser("eval", help="evaluate one CEL expression (no EXPR: a small REPL)")
+    evaluate.add_argument("expression", nargs="?", metavar="EXPR",
+                          help="a CEL expression; without it, one per line from stdin")
+    evaluate.add_argument("--claims", help="a JSON or YAML file of claims (default: none)")
+    evaluate.add_argument("--request", default="GET /", help="'METHOD /path?query' (default: 'GET /')")
+    evaluate.add_argument("-H", "--header", action="append", default=[], help="'Name: value' (repeatable)")
+    evaluate.add_argument("--api", default="api", help="the value of `api` (default: api)")
+    evaluate.add_argument("--now", help="the value of `now`, RFC 3339 (default: the clock)")
+    evaluate.add_argument("--engine", choices=["cel-python", "cel-cpp"], default="cel-python")
+    evaluate.set_defaults(run=_eval)
 
     replay = commands.add_parser("replay", help="re-decide audit-logged requests under a candidate config")
     replay.add_argument("--log", metavar="AUDIT.jsonl", required=True, help="an audit log (audit.file)")
@@ -135,6 +152,18 @@ def _check(args) -> int:
     from .serve import DEFAULT_SERVER, check
 
     warnings: list[str] = []
+    if args.format == "json":
+        import json
+
+        try:
+            config = check(args.config, args.app, warn=warnings.append)
+        except ConfigError as err:
+            print(json.dumps({"ok": False, "config": args.config, "errors": list(err.problems),
+                              "warnings": warnings}, indent=2))
+            return 2
+        print(json.dumps({"ok": True, "config": str(config.source), "apis": len(config.apis),
+                          "errors": [], "warnings": warnings}, indent=2))
+        return 0
     config = check(args.config, args.app, warn=warnings.append)
     workers = config.server.get("workers", DEFAULT_SERVER["workers"])
     warnings += shared_state_warnings(config, workers)
@@ -146,13 +175,14 @@ def _check(args) -> int:
 
 def _rules_test(args) -> int:
     from .cel import get_engine
-    from .policy.testing import find_test_files, report, run_test_file
+    from .policy.testing import Coverage, find_test_files, report, report_json, run_test_file
 
     engine = get_engine(args.engine)
+    coverage = Coverage() if args.coverage else None
     results = []
     for path in find_test_files(args.paths):
-        results.extend(run_test_file(path, engine))
-    print(report(results))
+        results.extend(run_test_file(path, engine, coverage))
+    print((report_json if args.format == "json" else report)(results, coverage))
     if not results:
         print("error: no rule test files found", file=sys.stderr)
         return 1
@@ -195,10 +225,25 @@ def _sessions(args) -> int:
 def _explain(args) -> int:
     from .explain import explain
 
-    text, allowed = explain(args.config, token=args.token, claims_file=args.claims,
-                            request=args.request, headers=args.header)
-    print(text)
-    return 0 if allowed else 1
+    result = explain(args.config, token=args.token, claims_file=args.claims,
+                     request=args.request, headers=args.header)
+    print(result.as_json() if args.format == "json" else result.text())
+    return 0 if result.allowed or result.shadow else 1
+
+
+def _eval(args) -> int:
+    from .cel import get_engine
+    from .policy.repl import Inputs, activation, evaluate, parse_now, parse_request, read_claims, repl
+
+    method, path, headers = parse_request(args.request, args.header)
+    engine = get_engine(args.engine)
+    values = activation(engine, Inputs(read_claims(args.claims), method, path, headers, args.api,
+                                       parse_now(args.now)))
+    if args.expression is None:
+        return repl(engine, values)
+    ok, text = evaluate(engine, args.expression, values)
+    print(text, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
 
 
 def _serve(args) -> int:

@@ -18,13 +18,12 @@ import time
 from urllib.parse import unquote
 
 import pytest
-
-from tests.support.gateways import wait_for_fresh_window
 import yaml
 from pymemcache.client.base import Client as RawClient
 from werkzeug.middleware.lint import LintMiddleware
 
 from tests.middleware.conftest import BufferedClient, Recorder, problem
+from tests.support.clock import FakeClock
 from tests.support.gateways import mint, provider
 from tests.support.processes import REPO, free_port
 from wsgi_gateway import build_app, load_config
@@ -60,23 +59,13 @@ def secret_of(key: str) -> str:
     return key.split("_", 2)[2]
 
 
-class Clock:
-    """A wall clock the test moves."""
-
-    def __init__(self):
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Gateway:
     """An in-process gateway with an injected clock (the ``in_process`` fixture has none)."""
 
     def __init__(self, tmp_path, config: dict, clock=time.time, name: str = "gw"):
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
-        self.upstream = Recorder()
+        self.upstream, self.clock = Recorder(), clock
         self.gateway = build_app(load_config(path), self.upstream, clock=clock)
         self.client = BufferedClient(LintMiddleware(self.gateway))
 
@@ -92,8 +81,14 @@ class Gateway:
 
 
 @pytest.fixture
-def gw(tmp_path, memcached):
-    return Gateway(tmp_path, gateway_config(memcached))
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def gw(tmp_path, memcached, clock):
+    """A gateway on the test's clock: its record cache (1 s) ends when the test says."""
+    return Gateway(tmp_path, gateway_config(memcached), clock)
 
 
 @pytest.fixture
@@ -191,8 +186,8 @@ def test_bad_keys_get_401_invalid_token(gw, keys, make, description):
 
 
 def _expired(keys: ApiKeys) -> str:
-    key, _ = keys.create("orders", expires_in=0.01)
-    time.sleep(0.02)
+    an_hour_ago = ApiKeys(keys.store, clock=lambda: time.time() - 3600)
+    key, _ = an_hour_ago.create("orders", expires_in=60)  # expired 59 minutes ago
     return key
 
 
@@ -202,26 +197,30 @@ def _revoked(keys: ApiKeys) -> str:
     return key
 
 
-def test_revocation_lands_within_a_second_on_two_workers(tmp_path, memcached, keys, in_process):
+def test_revocation_lands_within_a_second_on_two_workers(tmp_path, memcached, keys, clock):
     config = gateway_config(memcached)
-    workers = [in_process(config, name="a"), in_process(config, name="b")]
+    workers = [Gateway(tmp_path, config, clock, name="a"), Gateway(tmp_path, config, clock, name="b")]
     key, record = keys.create("orders")
-    get = lambda w: w.client.get("/orders/x", headers={"X-API-Key": key})  # noqa: E731
-    assert [get(w).status_code for w in workers] == [200, 200]  # both have it cached now
-    revoked_at = time.monotonic()
+    assert [w.get(key).status_code for w in workers] == [200, 200]  # both have it cached now
     keys.revoke(record.id)
-    landed = {}
-    while len(landed) < 2 and time.monotonic() - revoked_at < 3:
-        for i, worker in enumerate(workers):
-            if i not in landed and get(worker).status_code == 401:
-                landed[i] = time.monotonic() - revoked_at
-        time.sleep(0.02)
-    assert sorted(landed) == [0, 1], landed
-    assert max(landed.values()) <= 1.1, landed
+    clock.advance(0.5)
+    assert [w.get(key).status_code for w in workers] == [200, 200]  # the documented window
+    clock.advance(0.5)  # cache_ttl (1 s) after the records were read: both read them again
+    for worker in workers:
+        refused(worker.get(key), "the API key was revoked")
+
+
+def test_a_wall_clock_stepped_back_does_not_stretch_the_cache(tmp_path, memcached, keys, clock):
+    gateway = Gateway(tmp_path, gateway_config(memcached), clock)
+    key, record = keys.create("orders")
+    assert gateway.get(key).status_code == 200
+    keys.revoke(record.id)
+    clock.now -= 3600  # NTP steps the clock back an hour: the cached record is not trusted
+    refused(gateway.get(key), "the API key was revoked")
 
 
 def test_expiry_is_exact_whatever_the_cache(tmp_path, memcached):
-    clock = Clock()
+    clock = FakeClock()
     gateway = Gateway(tmp_path, gateway_config(memcached), clock)
     key, _ = key_store(memcached, clock).create("orders", expires_in=60)
     clock.now += 59.9
@@ -231,7 +230,7 @@ def test_expiry_is_exact_whatever_the_cache(tmp_path, memcached):
 
 
 def test_rotation_keeps_the_old_key_through_its_grace(tmp_path, memcached):
-    clock = Clock()
+    clock = FakeClock()
     gateway = Gateway(tmp_path, gateway_config(memcached), clock)
     keys = key_store(memcached, clock)
     old_key, old = keys.create("orders", policies=["gold"], meta={"team": "blue"}, expires_in=86400 * 30)
@@ -240,8 +239,7 @@ def test_rotation_keeps_the_old_key_through_its_grace(tmp_path, memcached):
     new_key, new, retired = keys.rotate(old.id, grace=3600)
     assert (new.api, new.policies, new.meta, new.subject) == (old.api, old.policies, old.meta, old.subject)
     assert new.expires == old.expires and retired.expires == clock.now + 3600
-    time.sleep(1.05)  # let the cached old record expire: the rotation is visible now
-    clock.now += 3599
+    clock.now += 3599  # past the cached old record's second: the rotation is visible now
     assert gateway.get(old_key).status_code == 200
     assert gateway.get(new_key).status_code == 200
     assert gateway.context.session_id == session  # the subject, and so the quota, carries over
@@ -349,9 +347,9 @@ def test_without_a_rule_file_the_keys_policies_apply(tmp_path, memcached, keys):
     config = gateway_config(memcached)
     config["policies"]["tight"] = {"rate": "1/60s"}
     config["limits"] = {"algorithm": "fixed"}
-    gateway = Gateway(tmp_path, config)
+    window_start = (time.time() // 60 + 1) * 60  # the next minute: 60 s of one window ahead
+    gateway = Gateway(tmp_path, config, FakeClock(window_start + 1))
     tight, _ = keys.create("orders", policies=["tight"])
-    wait_for_fresh_window(60, 5)
     plain, _ = keys.create("orders")
     assert gateway.get(tight).status_code == 200
     assert gateway.context.policies == ("tight",)
@@ -367,15 +365,17 @@ def test_policies_no_longer_configured_are_dropped(tmp_path, memcached, keys):
     assert gateway.context.identity.claims["policies"] == ["gold"]
 
 
-def test_revoking_the_keys_session_refuses_it_until_rotated(gw, keys, memcached):
+def test_revoking_the_keys_session_refuses_it_until_rotated(tmp_path, gw, keys, memcached):
     key, record = keys.create("orders")
     assert gw.get(key).status_code == 200
     sessions = Sessions(keys.store, SessionsConfig())
     sessions.revoke(gw.context.session_id)
-    time.sleep(1.05)
-    assert gw.get(key).status_code == 401  # the key was issued (iat) before the revocation
+    # another worker, with nothing cached: how fast the revocation reaches a warm worker
+    # is the sessions cache's business (tests/limits)
+    worker = Gateway(tmp_path, gateway_config(memcached), gw.clock, name="other")
+    assert worker.get(key).status_code == 401  # the key was issued (iat) before the revocation
     new_key, _, _ = keys.rotate(record.id, grace=0)
-    assert gw.get(new_key).status_code == 200  # issued later: the same session works again
+    assert worker.get(new_key).status_code == 200  # issued later: the same session works again
 
 
 # -- the static keys file --------------------------------------------------------------
@@ -408,17 +408,17 @@ def test_static_keys_file(tmp_path, memcached, suffix, dump):
     assert key_store(memcached).get(entry["id"]) is None  # never copied into the store
 
 
-def test_static_key_revoked_through_the_store(tmp_path, memcached):
+def test_static_key_revoked_through_the_store(tmp_path, memcached, clock):
     key, entry = static_entry()
     (tmp_path / "keys.yaml").write_text(yaml.safe_dump({"keys": [entry]}))
-    gateway = Gateway(tmp_path, gateway_config(memcached, {"keys_file": "keys.yaml"}))
+    gateway = Gateway(tmp_path, gateway_config(memcached, {"keys_file": "keys.yaml"}), clock)
     assert gateway.get(key).status_code == 200
     from wsgi_gateway.authn.apikey import static_keys
 
     config = gateway.gateway.config
     record = static_keys(config.apis[0].auth[0].options, config)[entry["id"]]
     key_store(memcached).revoke_static(record)
-    time.sleep(1.05)
+    clock.advance(1.0)  # the worker's copy of the record (cache_ttl) has ended
     refused(gateway.get(key), "the API key was revoked")
 
 
@@ -610,7 +610,7 @@ def config_file(tmp_path, memcached):
     return path
 
 
-def test_cli_create_list_show_rotate_revoke(tmp_path, memcached, config_file, gw):
+def test_cli_create_list_show_rotate_revoke(tmp_path, memcached, config_file, gw, clock):
     created = cli(config_file, "create", "--api", "orders", "--policy", "gold", "--expires", "30d",
                   "--meta", "team=blue", "--subject", "acme")
     key = created.stdout.strip()
@@ -631,7 +631,7 @@ def test_cli_create_list_show_rotate_revoke(tmp_path, memcached, config_file, gw
     assert states == {key_id: "rotating", rotated["id"]: "active"}
 
     assert "revoked key" in cli(config_file, "revoke", rotated["id"]).stdout
-    time.sleep(1.05)
+    clock.advance(1.0)  # the worker's copy of the record (cache_ttl) has ended
     assert gw.get(rotated["key"]).status_code == 401
     assert json.loads(cli(config_file, "show", rotated["id"]).stdout)["state"] == "revoked"
 

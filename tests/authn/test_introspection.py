@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.middleware.conftest import BufferedClient
+from tests.support.clock import FakeClock
 from tests.support.idp import DISCOVERY_PATH, INTROSPECTION_PATH, TestIdP
 from tests.support.processes import free_port
 from wsgi_gateway import load_config
@@ -246,35 +247,39 @@ def test_two_gateways_share_answers_through_memcached(idp, memcached, in_process
 
 
 def test_revocation_lands_when_the_cached_answer_ends(idp, memcached, in_process):
-    gw = in_process(config(idp, memcached, cache_ttl="2s"))
+    clock = FakeClock()
+    gw = in_process(config(idp, memcached, cache_ttl="2s"), clock=clock)
     token = idp.issue_opaque()
     assert gw.get(token).status_code == 200
-    started = time.monotonic()
     idp.revoke(token)
+    clock.advance(1.9)
     assert gw.get(token).status_code == 200  # still cached: the documented window
-    time.sleep(max(0.0, 2.1 - (time.monotonic() - started)))
+    clock.advance(0.1)  # memcached still holds the answer; its own end rules
     assert gw.get(token).status_code == 401
     assert calls(idp) == 2
 
 
 def test_cache_ttl_zero_keeps_an_answer_until_exp_and_not_past_it(idp, memcached, in_process):
     # memcached rounds a TTL up to whole seconds; the entry's own end (exp) still rules
-    gw = in_process(config(idp, memcached, cache_ttl=0, local_ttl=0))
+    clock = FakeClock()
+    gw = in_process(config(idp, memcached, cache_ttl=0, local_ttl=0), clock=clock)
     token = idp.issue_opaque(ttl=2)
     assert gw.get(token).status_code == 200
     exp = identity(gw).expires_at
     idp.revoke(token)
+    clock.advance(exp - clock.now - 0.01)
     assert gw.get(token).status_code == 200 and calls(idp) == 1
-    time.sleep(max(0.0, exp - time.time()) + 0.05)
+    clock.advance(0.01)  # at exp: memcached still holds the entry (real time stood still)
     assert gw.get(token).status_code == 401 and calls(idp) == 2
 
 
 def test_inactive_answers_are_cached_briefly(idp, in_process):
-    gw = in_process(config(idp, negative_ttl="1s", local_ttl=0))
+    clock = FakeClock()
+    gw = in_process(config(idp, negative_ttl="1s", local_ttl=0), clock=clock)
     for _ in range(3):
         assert gw.get("unknown-token").status_code == 401
     assert calls(idp) == 1
-    time.sleep(1.1)
+    clock.advance(1.0)
     assert gw.get("unknown-token").status_code == 401 and calls(idp) == 2
 
 
@@ -329,14 +334,17 @@ def test_provider_faults_are_503_quickly(idp, in_process, fault):
 
 
 def test_cached_answers_keep_serving_while_the_provider_is_down(idp, memcached, in_process):
-    gw = in_process(config(idp, memcached, local_ttl=0))
+    clock = FakeClock()
+    gw = in_process(config(idp, memcached, local_ttl=0), clock=clock)
     cached, unknown = idp.issue_opaque(), idp.issue_opaque()
     assert gw.get(cached).status_code == 200
     idp.stop()
     assert gw.get(cached).status_code == 200
     assert gw.get(unknown).status_code == 503
     idp.start()
-    time.sleep(0.25)  # retry_after 200ms
+    clock.advance(0.19)
+    assert gw.get(unknown).status_code == 503  # the breaker: no call for retry_after
+    clock.advance(0.01)  # retry_after 200ms
     assert gw.get(unknown).status_code == 200
 
 
@@ -380,11 +388,12 @@ def test_an_explicit_endpoint_needs_no_discovery(idp, in_process):
 
 def test_ready_until_the_endpoint_is_discovered(idp, in_process):
     idp.stop()
-    gw = in_process(config(idp))
+    clock = FakeClock()
+    gw = in_process(config(idp), clock=clock)
     gw.gateway.warm()
     assert gw.gateway.ready_reasons() == ["introspection: introspection endpoint not discovered yet"]
     idp.start()
-    time.sleep(0.25)
+    clock.advance(0.2)  # past retry_after
     gw.gateway.warm()
     assert gw.gateway.ready_reasons() == []
 
@@ -510,3 +519,14 @@ def test_to_identity(answer, refusal):
 ])
 def test_cache_until(options, answer, until):
     assert cache_until(answer, _options(**options), NOW) == until
+
+
+def test_a_wall_clock_stepped_back_does_not_stretch_the_breaker(idp, in_process):
+    clock = FakeClock()
+    gw = in_process(config(idp, local_ttl=0), clock=clock)
+    token = idp.issue_opaque()
+    idp.set_status(500, paths=[INTROSPECTION_PATH])
+    assert gw.get(token).status_code == 503  # the breaker opens for retry_after (200ms)
+    idp.set_status(None)
+    clock.now -= 3600  # NTP steps the clock back an hour
+    assert gw.get(token).status_code == 200

@@ -10,6 +10,7 @@ import pytest
 
 from tests.authn.conftest import provider_block, problem
 from tests.support.idp import TestIdP
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -103,9 +104,8 @@ def test_before_keys_are_loaded_tokens_get_503_not_401(fresh_idp, make_gateway):
     ready = gw.client.get("/.gateway/ready")
     assert ready.status_code == 503
     fresh_idp.start()
-    deadline = time.monotonic() + 5
-    while gw.gateway.ready_reasons() and time.monotonic() < deadline:
-        time.sleep(0.1)  # the background thread retries with backoff
+    # the background thread retries with backoff (on the real clock: it really waits)
+    eventually(lambda: not gw.gateway.ready_reasons(), timeout=5, what="the keys loaded")
     assert gw.get(fresh_idp.issue()).status_code == 200
 
 

@@ -175,7 +175,6 @@ def test_memcached_backed_gateway_ready_follows_the_store(gateway):
         assert str(server.port) not in response.text
         assert requests.get(gw.url + "/a", timeout=5).status_code == 200  # keyless needs no store
         server.resume()
-        time.sleep(0.5)
         deadline = time.monotonic() + 5
         while requests.get(gw.url + "/.gateway/ready", timeout=5).status_code != 200:
             assert time.monotonic() < deadline, "ready did not recover"

@@ -17,13 +17,15 @@ SECRETS = {"Authorization": "Bearer eyJsecret.token.value", "Cookie": "session=c
 
 @pytest.fixture
 def log_stream():
-    """A stream the gateway logs to; the logger's handlers, level and propagation are
-    restored afterwards (a later caplog test needs propagation)."""
+    """A stream for configure_logging; the logger is put back as it was afterwards
+    (configure_logging sets propagate = False, which would hide later tests' records
+    from caplog)."""
     logger = logging.getLogger("wsgi_gateway")
-    saved = logger.handlers[:], logger.level, logger.propagate
+    saved = list(logger.handlers), logger.level, logger.propagate
     stream = io.StringIO()
     yield stream
-    logger.handlers[:], logger.level, logger.propagate = saved
+    logger.handlers[:], logger.propagate = saved[0], saved[2]
+    logger.setLevel(saved[1])
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])

@@ -144,7 +144,7 @@ def test_shadow_file_logs_what_it_would_have_changed(gw, caplog):
     assert response.status_code == 200 and "X-Shadow" not in echoed(response)
     ctx = g.upstream.environ["wsgi_gateway.context"]
     assert ctx.policies == ("basic",)  # the API default, not the shadow rules' gold
-    record = next(r for r in caplog.records if r.name == "wsgi_gateway.rules")
+    record = next(r for r in caplog.records if r.getMessage() == "shadow rules evaluated")
     assert record.gw["would"] == "403 everyone" and record.gw["policies"] == "gold"
     assert record.gw["identity"] == "mapped-ann" and record.gw["headers"] == "-"  # denied: none
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 
+from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 from wsgi_gateway.errors import StoreError
 from wsgi_gateway.store import MemoryStore
 from wsgi_gateway.store.memcached import MemcachedStore
@@ -15,7 +16,10 @@ from wsgi_gateway.store.memcached import MemcachedStore
 @pytest.fixture(params=["memory", "memcached"])
 def store(request):
     if request.param == "memory":
-        yield MemoryStore(namespace="t")
+        clock = FakeClock()
+        s = MemoryStore(namespace="t", clock=clock)
+        s.test_clock = clock  # the test moves it: see gone_within
+        yield s
     else:
         server = request.getfixturevalue("memcached")
         s = MemcachedStore([("127.0.0.1", server.port)], namespace="t", timeout=1)
@@ -25,6 +29,18 @@ def store(request):
 
 def key() -> str:
     return f"k-{uuid.uuid4().hex}"
+
+
+def gone_within(store, k: str, seconds: float) -> None:
+    """``k`` has expired ``seconds`` from now: on the memory store's fake clock exactly
+    then; on memcached (its own clock, whole seconds) asked until then, no longer."""
+    clock = getattr(store, "test_clock", None)
+    if clock is not None:
+        clock.advance(seconds)
+        assert store.get(k) is None
+    else:
+        eventually(lambda: store.get(k) is None, timeout=seconds, interval=0.05,
+                   what=f"expiry of {k}")
 
 
 def test_get_absent_is_none(store):
@@ -133,17 +149,14 @@ def test_ttl_expires(store):
     k = key()
     store.set(k, b"v", ttl=1)
     assert store.get(k) == b"v"
-    time.sleep(2.5)
-    assert store.get(k) is None
+    gone_within(store, k, 2.5)
 
 
 def test_incr_keeps_the_first_expiry(store):
     k = key()
     store.incr(k, ttl=2)
-    time.sleep(0.1)
     assert store.incr(k, ttl=30) == 2  # the same counter, and its window must not slide
-    time.sleep(3.1)
-    assert store.get(k) is None
+    gone_within(store, k, 3.1)
 
 
 def test_long_ttl_beyond_30_days(store):

@@ -14,3 +14,14 @@ def faulty(environ, start_response):
     if path.endswith("/oserror"):
         raise ConnectionResetError(104, "Connection reset by peer")
     return echo(environ, start_response)
+
+
+def pid_echo(environ, start_response):
+    """The echo app, answering with ``X-Worker-Pid``: which gunicorn worker served it, so
+    a test can wait until every worker has seen a change instead of sleeping."""
+    import os
+
+    def start(status, headers, exc_info=None):
+        return start_response(status, [*headers, ("X-Worker-Pid", str(os.getpid()))], exc_info)
+
+    return echo(environ, start)

@@ -46,13 +46,14 @@ def gateway_config(memcached_address: str | None, *, policies: dict, api: dict |
 
 
 class InProcess:
-    """A gateway built in process from a config dict."""
+    """A gateway built in process from a config dict, on ``clock`` (a FakeClock from
+    tests.support.clock lets the test move time instead of sleeping)."""
 
-    def __init__(self, tmp_path, config: dict, name: str = "gw"):
+    def __init__(self, tmp_path, config: dict, name: str = "gw", clock=time.time):
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
-        self.upstream = Recorder()
-        self.gateway = build_app(load_config(path), self.upstream)
+        self.upstream, self.clock = Recorder(), clock
+        self.gateway = build_app(load_config(path), self.upstream, clock=clock)
         self.client = BufferedClient(LintMiddleware(self.gateway))
 
     def get(self, token: str | None = None, path: str = "/api/x", **kw):

@@ -70,9 +70,17 @@ class Memcached:
         self.proc = None
 
     def freeze(self) -> None:
-        """SIGSTOP: connections hang, as with a network partition."""
+        """SIGSTOP: connections hang, as with a network partition.
+
+        Returns once the kernel reports the process stopped: the signal is delivered
+        asynchronously, and a request sent in between could still be answered."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while _state(self.proc.pid) not in ("T", "t"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"memcached {self.proc.pid} did not stop")
+            time.sleep(0.001)
 
     def resume(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -82,6 +90,12 @@ class Memcached:
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
             sock.sendall(b"flush_all\r\n")
             sock.recv(64)
+
+
+def _state(pid: int) -> str:
+    """The one-letter state of process ``pid`` (R, S, T ...) from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
 
 
 class GatewayProcess:
@@ -129,6 +143,15 @@ class GatewayProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def worker_pids(self) -> set[int]:
+        """The gunicorn workers alive now (the master's children), for tests that wait
+        for new workers after SIGHUP instead of sleeping."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return {int(pid) for pid in children.read_text().split()}
+        except OSError:
+            return set()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -102,7 +102,7 @@ class ApiKeyAuthenticator:
     :param api: the API's name; a key for another API is refused.
     :param static: keys_file records by id (never written to the store).
     :param policies: the configured policy names; a key's other policies are ignored.
-    :param clock: wall-clock seconds (expiry).
+    :param clock: wall-clock seconds (expiry, and the per-worker record cache).
     :param on_store_failure: ``store.on_failure.store_credentials``: ``closed`` (503 while
         the store fails), or ``open``: a key this worker has seen keeps its last known
         record (a revocation made during the outage is missed); other keys get 503.
@@ -184,11 +184,11 @@ class ApiKeyAuthenticator:
     def _lookup(self, key_id: str) -> tuple[KeyRecord | None, Identity | None]:
         """The key's record and identity: from this worker's cache (≤ cache_ttl old), else
         the store (and the keys_file)."""
+        started = self.clock()
         with self._lock:
             cached = self._records.get(key_id)
-        if cached is not None and self.clock() < cached[0]:
+        if cached is not None and _fresh(cached[0], started, self.options.cache_ttl):
             return cached[1], cached[2]
-        started = self.clock()
         try:
             stored, revoked = self.keys.lookup(key_id)
         except StoreError:
@@ -231,6 +231,12 @@ class ApiKeyAuthenticator:
                             if self.on_store_failure == "open" else "refused with 503")
             else:
                 log.info("apikey: the store is back")
+
+
+def _fresh(until: float, now: float, ttl: float) -> bool:
+    """A cached record is used until ``until``; a wall clock stepped back (NTP) must not
+    stretch that past ``ttl``, or a revoked key would keep working."""
+    return now < until <= now + ttl
 
 
 def to_identity(record: KeyRecord, policies: tuple[str, ...]) -> Identity:

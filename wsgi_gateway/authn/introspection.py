@@ -323,7 +323,7 @@ def _client(options: IntrospectionOptions, build) -> IntrospectionClient:
         client_id=options.client_id, client_secret=options.client_secret,
         client_auth=options.client_auth, endpoint=options.endpoint,
         issuer=options.issuer if options.discovery else None, timeout=options.timeout,
-        retry_after=options.retry_after))
+        retry_after=options.retry_after, clock=build.clock))
 
 
 def _build(options: IntrospectionOptions, build, api: ApiConfig) -> IntrospectionAuthenticator:

@@ -60,16 +60,18 @@ class IntrospectionClient:
     :param issuer: the issuer whose discovery document names the endpoint.
     :param timeout: seconds for one whole call (connect, send, answer).
     :param retry_after: how long calls fail fast after a failure.
-    :param monotonic: the clock for deadlines and the breaker (injected by tests).
+    :param clock: the gateway's clock (seconds), for the breaker and the discovery TTL;
+        a step back of a wall clock never stretches either. One call's own deadline is
+        measured on the monotonic clock: it bounds real waiting, not a policy.
     """
 
     def __init__(self, *, client_id: str, client_secret: Secret, client_auth: str,
                  endpoint: str | None, issuer: str | None, timeout: float,
-                 retry_after: float = 1.0, monotonic: Callable[[], float] = time.monotonic):
+                 retry_after: float = 1.0, clock: Callable[[], float] = time.monotonic):
         if endpoint is None and issuer is None:
             raise ValueError("an introspection client needs an endpoint or an issuer")
         self.issuer, self.timeout, self.retry_after = issuer, timeout, retry_after
-        self.monotonic = monotonic
+        self.clock = clock
         self._form = {"client_id": client_id, "client_secret": client_secret.reveal()} \
             if client_auth == "client_secret_post" else {}
         self._headers = dict(_ACCEPT)
@@ -77,8 +79,9 @@ class IntrospectionClient:
             pair = f"{quote_plus(client_id)}:{quote_plus(client_secret.reveal())}"
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         self.client_auth = client_auth
-        self._endpoint = endpoint  # an explicit endpoint is never rediscovered:
-        self._discovered_at = float("inf") if endpoint else float("-inf")
+        self._endpoint = endpoint
+        self._fixed = endpoint is not None  # an explicit endpoint is never rediscovered
+        self._discovered_at = float("-inf")
         self._discovery_lock = threading.Lock()
         self._open_until = 0.0
         self._failing: str | None = None
@@ -90,8 +93,8 @@ class IntrospectionClient:
 
         Raises ProviderUnavailable when it cannot be had now.
         """
-        wait = self._open_until - self.monotonic()
-        if wait > 0:
+        wait = self._open_until - self.clock()
+        if 0 < wait <= self.retry_after:
             raise ProviderUnavailable(self._failing or "the provider failed", retry_after=wait)
         try:
             answer = self._ask(self.endpoint(), token)
@@ -102,22 +105,25 @@ class IntrospectionClient:
 
     def endpoint(self) -> str:
         """The introspection URL, discovering it when due."""
-        known, at = self._endpoint, self._discovered_at
-        if known is not None and self.monotonic() - at < DISCOVERY_TTL:
+        known = self._endpoint
+        if known is not None and self._current():
             return known
         with self._discovery_lock:  # one discovery at a time; the others wait for it
-            if self._endpoint is not None and \
-                    self.monotonic() - self._discovered_at < DISCOVERY_TTL:
+            if self._endpoint is not None and self._current():
                 return self._endpoint
             try:
-                self._endpoint, self._discovered_at = self._discover(), self.monotonic()
+                self._endpoint, self._discovered_at = self._discover(), self.clock()
             except Exception as exc:  # noqa: BLE001
                 if self._endpoint is None:
                     raise
                 log.warning("introspection: rediscovery failed (%s); keeping the known "
                             "endpoint", _describe(exc))
-                self._discovered_at = self.monotonic()
+                self._discovered_at = self.clock()
         return self._endpoint
+
+    def _current(self) -> bool:
+        """The known endpoint needs no rediscovery yet."""
+        return self._fixed or 0 <= self.clock() - self._discovered_at < DISCOVERY_TTL
 
     def warm(self, timeout: float | None = None) -> None:
         """Discover the endpoint now (bounded by the call timeout); failures are logged."""
@@ -153,7 +159,7 @@ class IntrospectionClient:
         return endpoint
 
     def _call(self, method: str, url: str, **kw) -> object:
-        deadline = self.monotonic() + self.timeout
+        deadline = time.monotonic() + self.timeout
         headers = self._headers if method == "POST" else _ACCEPT  # credentials only to POST
         response = self._session().request(
             method, url, headers=headers, timeout=Timeout(total=self.timeout),
@@ -166,7 +172,7 @@ class IntrospectionClient:
                 body += chunk
                 if len(body) > MAX_BODY_BYTES:
                     raise ValueError("answer larger than 64 KiB")
-                if self.monotonic() > deadline:
+                if time.monotonic() > deadline:
                     raise requests.Timeout()
         finally:
             response.close()
@@ -183,7 +189,7 @@ class IntrospectionClient:
     # -- state -------------------------------------------------------------------------
     def _failed(self, exc: Exception) -> ProviderUnavailable:
         reason = _describe(exc)
-        self._open_until = self.monotonic() + self.retry_after
+        self._open_until = self.clock() + self.retry_after
         if self._failing != reason:
             log.warning("introspection: the provider is unavailable (%s); unknown tokens get "
                         "503, cached answers keep serving", reason)

@@ -13,12 +13,15 @@ import lark
 from .api import CompileError
 from .bounds import MAX_AST_DEPTH, MAX_COMPREHENSION_NESTING
 from .literals import decode_literal
+from .library import LIBRARY_KINDS
+from .shapes import Shapes
 from .kinds import (
     ARITHMETIC_OPS, BOOL, BYTES, DOUBLE, DURATION, DYN, INT, LIST, LITERAL_KINDS, MACROS, MAP, NULL, NUMERIC,
     ORDERED, PASS_THROUGH, PREDICATE_MACROS, RELATION_OPS, RETURN_KINDS, STRING, TIMESTAMP, TYPE,
     TYPE_IDENTIFIERS, UINT, VARIABLE_KINDS,
 )
 
+_RETURN_KINDS: Final = {**LIBRARY_KINDS, **RETURN_KINDS}
 _SIMPLE_KEY: Final = re.compile(r"^[^.\[\]]+$")
 #: Paths whose value is always a map of strings (request.headers, request.query).
 STRING_MAPS: Final = frozenset({("request", "headers"), ("request", "query")})
@@ -39,6 +42,7 @@ class _Walk:
     functions: frozenset[str]
     namespaces: Mapping[str, frozenset[str]]
     paths: set[tuple[str, ...]] = field(default_factory=set)
+    shapes: Shapes | None = None  # declared variables: their fields are checked, kinds used
 
     # -- helpers
 
@@ -54,9 +58,15 @@ class _Walk:
         if self.strict and not condition:
             self.fail(message, node)
 
+    def check_kind(self, condition: bool, message: str, node: lark.Tree | lark.Token | None) -> None:
+        """A type check on kinds: in strict mode, and whenever shapes are declared (then
+        kinds come from the declarations, which cel-cpp's checker sees only as ``dyn``)."""
+        if (self.strict or self.shapes is not None) and not condition:
+            self.fail(message, node)
+
     def check_operator(self, condition: bool, message: str, op_node: lark.Tree) -> None:
-        """Like :meth:`check`, reporting the position of the operator (as cel-cpp does)."""
-        if self.strict and not condition:
+        """Like :meth:`check_kind`, reporting the position of the operator (as cel-cpp does)."""
+        if (self.strict or self.shapes is not None) and not condition:
             meta = op_node.meta
             text = _OPERATOR_TEXT.get(op_node.data)
             if text is None or meta.empty:
@@ -72,7 +82,7 @@ class _Walk:
         if len(node.children) == 1:
             return self.visit(node.children[0], scope, depth)
         cond, left, right = (self.visit(child, scope, depth) for child in node.children)
-        self.check(cond in (BOOL, DYN) and _unifies(left, right),
+        self.check_kind(cond in (BOOL, DYN) and _unifies(left, right),
                    f"found no matching overload for '_?_:_' applied to '({cond}, {left}, {right})'", node)  # fmt: skip
         return left if left == right else DYN
 
@@ -81,7 +91,7 @@ class _Walk:
             if len(node.children) == 1:
                 return self.visit(node.children[0], scope, depth)
             left, right = (self.visit(child, scope, depth) for child in node.children)
-            self.check(left in (BOOL, DYN) and right in (BOOL, DYN),
+            self.check_kind(left in (BOOL, DYN) and right in (BOOL, DYN),
                        f"found no matching overload for '{op}' applied to '({left}, {right})'", node)  # fmt: skip
             return BOOL
 
@@ -106,6 +116,7 @@ class _Walk:
         message = f"found no matching overload for '{op}' applied to '({left}, {right})'"
         if op == "@in":
             self.check_operator(right in (LIST, MAP, DYN), message, op_node)
+            self._check_key_case(op_node.children[0], right_node, scope)
         elif op in ("_==_", "_!=_"):
             self.check_operator(_unifies(left, right), message, op_node)
         else:
@@ -122,6 +133,17 @@ class _Walk:
         if key is None or path not in STRING_MAPS or not _SIMPLE_KEY.match(key):
             return None
         return (*path, key)
+
+    def _check_key_case(self, key_node: lark.Tree, map_node: lark.Tree, scope: frozenset[str]) -> None:
+        """``'X-Tenant' in request.headers``: a key with capitals in a map whose keys are
+        declared lower-case can never be found."""
+        key, path = _string_literal(key_node), _path(map_node, scope)
+        if self.shapes is None or key is None or path is None or key == key.lower():
+            return
+        shape, _, _ = self.shapes.resolve(path)
+        if shape is not None and shape.lower_keys:
+            self.fail(f"{'.'.join(path)} names are lower-case, so {key!r} is never in it; "
+                      f"did you mean {key.lower()!r}?", key_node)
 
     def _arithmetic(self, node: lark.Tree, scope: frozenset[str], depth: int) -> str:
         if len(node.children) == 1:
@@ -142,7 +164,7 @@ class _Walk:
         op_node, operand_node = node.children
         operand = self.visit(operand_node, scope, depth)
         if op_node.data == "unary_not":
-            self.check(operand in (BOOL, DYN), f"found no matching overload for '!_' applied to '({operand})'", node)
+            self.check_kind(operand in (BOOL, DYN), f"found no matching overload for '!_' applied to '({operand})'", node)
             return BOOL
         self.check(operand in (INT, DOUBLE, DYN), f"found no matching overload for '-_' applied to '({operand})'", node)
         return operand
@@ -156,6 +178,12 @@ class _Walk:
         if path is None:
             return None
         self.paths.add(path)
+        if self.shapes is not None:
+            shape, reason, depth = self.shapes.resolve(path)
+            if reason is not None:
+                self.fail(reason, _segment_node(node, len(path) - 1 - depth))
+            if shape is not None:
+                return shape.kind
         return VARIABLE_KINDS[path[0]] if len(path) == 1 else DYN
 
     def _member_dot(self, node: lark.Tree, scope: frozenset[str], depth: int) -> str:
@@ -200,7 +228,7 @@ class _Walk:
             self.check(name in self.namespaces[namespace], f"undeclared reference to '{namespace}.{name}'", name_token)
             for arg in args:
                 self.visit(arg, scope, depth)
-            return RETURN_KINDS.get(name, DYN)
+            return _RETURN_KINDS.get(name, DYN)
         if name in MACROS and len(args) >= 2 and _ident_name(args[0]) is not None:
             return self._comprehension(node, name, receiver, args, scope, depth)
         target = self.visit(receiver, scope, depth)
@@ -226,7 +254,7 @@ class _Walk:
                 )
         if name in ("size",) and target not in (STRING, BYTES, LIST, MAP, DYN):
             self.check(False, f"found no matching overload for 'size' applied to '({target})'", name_token)
-        return RETURN_KINDS.get(name, DYN)
+        return _RETURN_KINDS.get(name, DYN)
 
     def _comprehension(
         self, node: lark.Tree, name: str, receiver: lark.Tree, args: list[lark.Tree],
@@ -329,7 +357,7 @@ class _Walk:
         if name == "size" and kinds:
             self.check(kinds[0] in (STRING, BYTES, LIST, MAP, DYN),
                        f"found no matching overload for 'size' applied to '({kinds[0]})'", token)  # fmt: skip
-        return RETURN_KINDS.get(name, DYN)
+        return _RETURN_KINDS.get(name, DYN)
 
     _dot_ident_arg = _ident_arg
 
@@ -493,6 +521,20 @@ def _may_be_large(node: lark.Tree) -> bool:
     return False
 
 
+def _segment_node(node: lark.Tree, up: int) -> lark.Tree | lark.Token:
+    """The field name (or index) token of the select ``up`` levels inside ``node``."""
+    for _ in range(up):
+        node = _descend(node).children[0]
+    node = _descend(node)
+    target = node.children[1]
+    if isinstance(target, lark.Tree):  # an index: point inside the quotes
+        literal = _descend(target)
+        token = literal.children[0] if isinstance(literal, lark.Tree) and literal.children else None
+        if isinstance(token, lark.Token) and token.column:
+            return lark.Token("KEY", "", line=token.line, column=token.column + 1)
+    return target
+
+
 def _tree_depth(tree: lark.Tree) -> int:
     deepest, stack = 0, [(tree, 1)]
     while stack:
@@ -514,12 +556,13 @@ def analyse(
     strict: bool,
     functions: frozenset[str] = frozenset(),
     namespaces: Mapping[str, frozenset[str]] | None = None,
+    shapes: Shapes | None = None,
 ) -> Analysis:
     """Walk a parsed expression: its static kind, its references; CompileError for the
     shared cost rules and, when ``strict``, for undeclared names and visible type errors."""
     if _tree_depth(tree) > MAX_AST_DEPTH:
         raise CompileError(f"expression nested too deeply (more than {MAX_AST_DEPTH} syntax levels)")
-    walk = _Walk(strict=strict, functions=functions, namespaces=namespaces or {})
+    walk = _Walk(strict=strict, functions=functions, namespaces=namespaces or {}, shapes=shapes)
     kind = walk.visit(tree, frozenset(), 0)
     return Analysis(kind=kind, references=_minimal(walk.paths), variables=frozenset(p[0] for p in walk.paths))
 

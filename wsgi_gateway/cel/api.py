@@ -8,9 +8,12 @@ import importlib
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from .bounds import DEFAULT_ENGINE, ENGINES
+
+if TYPE_CHECKING:
+    from .shapes import Shapes
 
 # --- errors ---------------------------------------------------------------------------
 
@@ -70,6 +73,8 @@ class Program(Protocol):
     references: frozenset[str]
     #: The top-level variables the expression reads (the roots of ``references``).
     variables: frozenset[str]
+    #: The static kind of the result (``bool``, ``string``, ``timestamp`` ... ``dyn``).
+    kind: str
 
     def evaluate(self, activation: Mapping[str, object]) -> object:
         """A plain Python value; raises :class:`EvalError` and nothing else."""
@@ -82,8 +87,9 @@ class Engine(Protocol):
 
     name: str
 
-    def compile(self, source: str, *, result: type | None = None) -> Program:
-        """Compile one rule; raises :class:`CompileError`."""
+    def compile(self, source: str, *, result: type | None = None, shapes: "Shapes | None" = None) -> Program:
+        """Compile one rule; raises :class:`CompileError`. ``shapes``: the declared
+        fields and kinds of the variables (:mod:`.shapes`), checked on both engines."""
         ...
 
     def convert(self, value: object) -> object:

@@ -65,8 +65,10 @@ from .kinds import (
     result_kind,
 )
 from .cost import check_cost
+from .library import LIBRARY, LIBRARY_NAMESPACES
 from .limits import DEFAULT_LIMITS, CelLimits
 from .parse import first_position, parse, scan_variables, without_backticks, without_optional_syntax
+from .shapes import Shapes
 
 __all__ = ["CelCppActivation", "CelCppEngine", "CelCppProgram"]
 
@@ -75,6 +77,7 @@ _STATUS_SUFFIX: Final = re.compile(r"\s*\[[A-Z_]+\]\s*$")
 _NAMESPACES: Final[Mapping[str, frozenset[str]]] = {
     "strings": frozenset({"quote"}),
     "optional": frozenset({"of", "ofNonZeroValue", "none"}),
+    **LIBRARY_NAMESPACES,
 }
 _KIND_NAMES: Final[Mapping[str, str]] = {
     "BOOL": BOOL, "INT": INT, "UINT": UINT, "DOUBLE": DOUBLE, "STRING": STRING, "BYTES": BYTES,
@@ -194,14 +197,16 @@ class CelCppActivation(Mapping[str, object]):
 class CelCppProgram:
     """A rule compiled for cel-cpp."""
 
-    __slots__ = ("_engine", "_expression", "cost", "limits", "references", "result", "source", "variables")
+    __slots__ = ("_engine", "_expression", "cost", "kind", "limits", "references", "result", "source", "variables")
 
     def __init__(self, engine: CelCppEngine, source: str, expression: Any, references: frozenset[str],
-                 variables: frozenset[str], result: type | None, limits: CelLimits, cost: float) -> None:
+                 variables: frozenset[str], result: type | None, limits: CelLimits, cost: float,
+                 kind: str = "dyn") -> None:
         self._engine = engine
         self.result = result
         self.limits = limits
         self.cost = cost
+        self.kind = kind
         self._expression = expression
         self.source = source
         self.references = references
@@ -238,6 +243,28 @@ class CelCppProgram:
             raise EvalError(f"evaluation failed: {type(ex).__name__}: {_status_text(ex)}") from None
 
 
+def _library_declarations(cel: Any) -> list[Any]:
+    """The gateway library (:mod:`.library`) as cel-cpp function declarations whose
+    implementations are the shared Python functions (checked by cel-cpp's type checker;
+    an exception inside one is an error value, so the rule fails closed)."""
+    types = {BOOL: cel.Type.BOOL, INT: cel.Type.INT, STRING: cel.Type.STRING, BYTES: cel.Type.BYTES,
+             LIST: cel.Type.List(cel.Type.DYN)}
+    declarations = []
+    for function in LIBRARY:
+        overload_id = "gw_" + function.name.replace(".", "_") + "_" + "_".join(function.params)
+        overload = cel.Overload(overload_id, types[function.result], [types[p] for p in function.params],
+                                is_member=function.member, impl=_plain_result(function.impl))
+        declarations.append(cel.FunctionDecl(function.name, [overload]))
+    return declarations
+
+
+def _plain_result(impl: Any) -> Any:
+    def call(*args: Any) -> Any:
+        return impl(*(bytes(a) if isinstance(a, bytearray) else a for a in args))
+
+    return call
+
+
 class CelCppEngine:
     """The cel-cpp engine; use :func:`wsgi_gateway.cel.get_engine`."""
 
@@ -254,6 +281,7 @@ class CelCppEngine:
                 "now": cel.Type.TIMESTAMP,
             },
             extensions=[ext_strings.ExtStrings(), ext_optional.ExtOptional()],
+            functions=_library_declarations(cel),
         )
         self._lock = threading.Lock()
         self.BOOL, self.ERROR = cel.Type.BOOL, cel.Type.ERROR
@@ -261,7 +289,8 @@ class CelCppEngine:
 
     # -- compiling
 
-    def compile(self, source: str, *, result: type | None = None, limits: CelLimits = DEFAULT_LIMITS) -> CelCppProgram:
+    def compile(self, source: str, *, result: type | None = None, limits: CelLimits = DEFAULT_LIMITS,
+                shapes: Shapes | None = None) -> CelCppProgram:
         wanted = result_kind(result)
         if len(source) > MAX_EXPRESSION_LENGTH:
             raise CompileError(f"expression longer than {MAX_EXPRESSION_LENGTH} characters")
@@ -290,11 +319,14 @@ class CelCppEngine:
                 raise CompileError("the cost of this expression cannot be estimated (cel-python's grammar cannot"
                                    " read it): write it without backtick field names", 1, 1) from None
         else:
-            analysis = analyse(tree, strict=False, namespaces=_NAMESPACES)
+            analysis = analyse(tree, strict=False, namespaces=_NAMESPACES, shapes=shapes)
             references, variables = analysis.references, analysis.variables
+            if kind == DYN:  # cel-cpp sees the variables as dyn maps; the shapes know more
+                check_result(source, analysis.kind, wanted)
+                kind = analysis.kind
             cost_tree = tree
         cost = check_cost(cost_tree, limits.cost_limit).cost
-        return CelCppProgram(self, source, expression, references, variables, result, limits, cost)
+        return CelCppProgram(self, source, expression, references, variables, result, limits, cost, kind)
 
     # -- values
 

@@ -49,6 +49,7 @@ from .cost import check_cost
 from .kinds import DYN, check_result, result_kind
 from .limits import DEFAULT_LIMITS, CelLimits
 from .parse import parse
+from .shapes import Shapes
 
 __all__ = ["CelPythonEngine", "CelPythonProgram"]
 
@@ -144,14 +145,16 @@ _PLAIN_CLASSES: Final[Mapping[str, tuple[type, ...]]] = {
 class CelPythonProgram:
     """A rule compiled for cel-python."""
 
-    __slots__ = ("_engine", "_tree", "cost", "limits", "references", "result", "source", "variables")
+    __slots__ = ("_engine", "_tree", "cost", "kind", "limits", "references", "result", "source", "variables")
 
     def __init__(self, engine: CelPythonEngine, source: str, tree: lark.Tree, references: frozenset[str],
-                 variables: frozenset[str], result: type | None, limits: CelLimits, cost: float) -> None:
+                 variables: frozenset[str], result: type | None, limits: CelLimits, cost: float,
+                 kind: str = "dyn") -> None:
         self._engine = engine
         self.result = result
         self.limits = limits
         self.cost = cost
+        self.kind = kind
         self._tree = tree
         self.source = source
         self.references = references
@@ -182,17 +185,18 @@ class CelPythonEngine:
 
     name = "cel-python"
 
-    def compile(self, source: str, *, result: type | None = None, limits: CelLimits = DEFAULT_LIMITS) -> CelPythonProgram:
+    def compile(self, source: str, *, result: type | None = None, limits: CelLimits = DEFAULT_LIMITS,
+                shapes: Shapes | None = None) -> CelPythonProgram:
         wanted = result_kind(result)
         tree = parse(source)
         try:
-            analysis = analyse(tree, strict=True, functions=FUNCTION_NAMES, namespaces=NAMESPACES)
+            analysis = analyse(tree, strict=True, functions=FUNCTION_NAMES, namespaces=NAMESPACES, shapes=shapes)
             cost = check_cost(tree, limits.cost_limit).cost
         except RecursionError:
             raise CompileError("expression nested too deeply") from None
         check_result(source, analysis.kind, wanted if wanted != DYN else None)
         return CelPythonProgram(self, source, prepare_tree(tree), analysis.references, analysis.variables,
-                                result, limits, cost)
+                                result, limits, cost, analysis.kind)
 
     def convert(self, value: object) -> object:
         """A Python value → a cel-python value (or :class:`Rejected`); TypeError for types

@@ -25,6 +25,7 @@ from celpy.evaluation import CELEvalError, base_functions
 
 from .bounds import MAX_ITERATIONS, MAX_RESULT_STRING_LENGTH
 from .celpy_strings import STRING_EXT_FUNCTIONS
+from .library import LIBRARY_NAMESPACES
 
 #: Wall-clock bound of one evaluation (cel-python only; cel-cpp has none).
 MAX_EVAL_SECONDS: Final = 0.5
@@ -409,9 +410,15 @@ FUNCTIONS: Final[dict[str, Any]] = {
 #: What a type name means as a value (``type(x) == string``): cel-python's own table, not
 #: the gateway's replacements of the conversion functions.
 TYPE_VALUES: Final[Mapping[str, Any]] = {name: base_functions[name] for name in ("string", "int")}
+
+from .celpy_library import library_functions  # noqa: E402  (it uses the helpers above)
+
+_NAMESPACE_ONLY: Final = frozenset(name for names in LIBRARY_NAMESPACES.values() for name in names) - {"contains"}
+FUNCTIONS.update(library_functions(FUNCTIONS))
 #: Names a rule may call (functions and methods); operators and namespaces excluded.
 FUNCTION_NAMES: Final = frozenset(
-    name for name in FUNCTIONS if name[0].isalpha() and name not in ("strings", "quote", "list", "map", "null_type")
+    name for name in FUNCTIONS
+    if name[0].isalpha() and name not in ("strings", "quote", "list", "map", "null_type", *LIBRARY_NAMESPACES)
+    and name not in _NAMESPACE_ONLY
 )
-NAMESPACES: Final[Mapping[str, frozenset[str]]] = {"strings": frozenset({"quote"})}
-
+NAMESPACES: Final[Mapping[str, frozenset[str]]] = {"strings": frozenset({"quote"}), **LIBRARY_NAMESPACES}

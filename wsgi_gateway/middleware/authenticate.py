@@ -59,7 +59,16 @@ class Authenticate:
                 ctx.record("authn", authenticator.id, "identified", identity.alias)
                 return identity
         ctx.record("authn", "-", "no credential")
+        self._prompt(request)
         raise Unauthorized("credentials are required", challenges=self.challenges)
+
+    def _prompt(self, request) -> None:
+        """A method that can sign a person in (browser login) answers a navigation
+        without credentials with its own redirect (it raises); scripts get the 401."""
+        for authenticator in self.authenticators:
+            prompt = getattr(authenticator, "login_prompt", None)
+            if prompt is not None:
+                prompt(request)
 
     def _all(self, ctx, request):
         chosen = first = None
@@ -67,6 +76,7 @@ class Authenticate:
             identity = _attempt(ctx, authenticator, request)
             if identity is None:
                 ctx.record("authn", authenticator.id, "no credential")
+                self._prompt(request)
                 raise Unauthorized("every credential of this API is required",
                                    challenges=self.challenges)
             ctx.record("authn", authenticator.id, "identified", identity.alias)

@@ -97,7 +97,7 @@ def rule_outcome(outcome: str, note: str) -> str:
     (a shadow rule that would have changed the decision), or the allow-all verdict."""
     if note.startswith("shadow:") or "(shadow, not applied)" in note:
         return "shadow_mismatch"
-    if outcome in ("True", "False"):
+    if outcome in ("true", "false", "True", "False"):  # CEL text, or Python's repr
         return outcome.lower()
     if outcome.startswith("error"):
         return "error"

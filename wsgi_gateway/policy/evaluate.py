@@ -15,7 +15,6 @@ is left out. Every rule's outcome is in the decision trail.
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,14 +27,16 @@ from ..config.policies import PolicyConfig
 from ..errors import Forbidden, InsufficientScope, InvalidToken
 from ..identity import Identity
 from ..mutate.headers import check_header_value
-from ..cel import Engine, EvalError, lookup
+from ..cel import Engine, EvalError, Rejected, lookup
+from .celtext import cel_text
+from .messages import refusal_reason
 from .rulefile import Rule, RuleFile
+from .shadow import log_shadow_file, log_shadow_rule, takes_effect
 from .variables import (
     TOKEN_ROOTS, base_identity, cert_variable, limits_variable, now_variable, request_variable, session_variable,
     token_variable,
 )
 
-log = logging.getLogger("wsgi_gateway.rules")
 _UNSET = object()
 _PART_IDS = itertools.count()  # never reused, unlike id() of an evicted object
 
@@ -52,7 +53,7 @@ class Outcome:
         return self.error is None and self.value is True
 
     def describe(self) -> str:
-        return f"error: {self.error}" if self.error else repr(self.value)
+        return f"error: {self.error}" if self.error else cel_text(self.value)
 
 
 @dataclass
@@ -67,13 +68,15 @@ class Decision:
     policies: list[str] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     steps: list[tuple[str, str, str]] = field(default_factory=list)  # (rule, outcome, note)
+    decided_by: str | None = None  # the rule (or step) that refused, or the allow rule that allowed
 
     def step(self, rule: Rule, outcome: Outcome, note: str = "") -> None:
         self.steps.append((rule.name, outcome.describe(), note))
 
-    def refuse(self, status: int, reason: str, code: str | None = None) -> None:
+    def refuse(self, status: int, reason: str, code: str | None = None, by: str | None = None) -> None:
         if self.allowed:
             self.allowed, self.status, self.reason, self.code = False, status, reason, code
+            self.decided_by = by
 
 
 class _TokenPart:
@@ -114,7 +117,11 @@ class CelRuleSet:
         self.policies = policies
         self.clock = clock
         self._api_value = engine.convert(api)
-        self._static = {r.key: _is_static(r) for r in rules.rules()}
+        self._by_name: dict[str, Rule] = {}
+        for rule in rules.rules():
+            self._by_name.setdefault(rule.name, rule)
+        messages = [r.message_rule for r in rules.rules() if r.message_rule is not None]
+        self._static = {r.key: _is_static(r) for r in (*rules.rules(), *messages)}
         self._late = frozenset(r.name for r in rules.headers
                                if any(ref.partition(".")[0] == "limits" for ref in r.program.references))
         self._tokens: LRUCache = LRUCache(maxsize=cache_size)
@@ -128,12 +135,11 @@ class CelRuleSet:
         decision = self.decide(ctx.identity, values)
         for name, outcome, note in decision.steps:
             ctx.record("rules", name, outcome, note)
-            if note.startswith("shadow:") or "(shadow, not applied)" in note:
-                log.info("shadow rule", extra={"gw": {"request_id": ctx.request_id,
-                                                      "rules": self.name, "rule": name,
-                                                      "would": note}})
+            rule = self._by_name.get(name)
+            if rule is not None and (rule.shadow or self.rules.shadow) and takes_effect(outcome, note):
+                log_shadow_rule(ctx, self.name, self.api, rule, outcome, note, decision, values)
         if self.rules.shadow:  # as if there were no rules: only the API's default policy
-            _log_shadow(ctx, self.name, decision)
+            log_shadow_file(ctx, self.name, decision)
             ctx.record("rules", self.name, "shadow", "not enforced")
             ctx.policies = (self.api_default,) if self.api_default else ()
             return
@@ -182,8 +188,8 @@ class CelRuleSet:
         for rule in self.rules.validate:
             outcome = run(rule)
             decision.step(rule, outcome, _shadow_note(rule, not outcome.true, "would fail"))
-            if not outcome.true and not rule.shadow:
-                decision.refuse(401, rule.message)
+            if not outcome.true and not rule.shadow and decision.allowed:
+                decision.refuse(401, refusal_reason(run, rule), by=rule.name)
 
     def _assign(self, run, decision: Decision, part: "_TokenPart") -> None:
         for rule in self.rules.assign:
@@ -203,11 +209,11 @@ class CelRuleSet:
     def _access(self, request: "_RequestValues", decision: Decision) -> None:
         if not decision.policies:
             if self.rules.assign:
-                decision.refuse(403, "no policy applies to this identity")
+                decision.refuse(403, "no policy applies to this identity", by="assign")
             return
         reason = access_refusal(self.policies, decision.policies, self.api, request.method, request.path)
         if reason:
-            decision.refuse(403, reason)
+            decision.refuse(403, reason, by="policies")
 
     def _deny(self, run, decision: Decision) -> None:
         for rule in self.rules.deny:
@@ -215,8 +221,8 @@ class CelRuleSet:
             matched = outcome.value is True or outcome.error is not None  # errors deny
             decision.step(rule, outcome, _shadow_note(rule, matched, "would deny") or
                           ("denies" if matched else ""))
-            if matched and not rule.shadow:
-                decision.refuse(403, rule.message, rule.code)
+            if matched and not rule.shadow and decision.allowed:
+                decision.refuse(403, refusal_reason(run, rule), rule.code, by=rule.name)
 
     def _allow(self, run, decision: Decision) -> None:
         enforced = [r for r in self.rules.allow if not r.shadow]
@@ -224,10 +230,12 @@ class CelRuleSet:
         for rule in self.rules.allow:
             outcome = run(rule)
             decision.step(rule, outcome, "allows" if outcome.true else "")
+            if outcome.true and not rule.shadow and not matched_any and decision.allowed:
+                decision.decided_by = rule.name
             matched_any |= outcome.true and not rule.shadow
         if enforced and not matched_any:
             code = next((r.code for r in enforced if r.code), None)
-            decision.refuse(403, "no allow rule matched", code)
+            decision.refuse(403, "no allow rule matched", code, by="allow")
 
     def _headers(self, run, decision: Decision, late: bool | None = None) -> None:
         """The header rules: all of them (late=None, for explain and tests), or only
@@ -268,7 +276,7 @@ class CelRuleSet:
         part = _TokenPart(identity, activation, mapped)
         for rule in self.rules.map:  # map rules see the base identity
             if self._static[rule.key]:
-                outcome = _evaluate(rule, activation)
+                outcome = _fit_for_identity(convert, rule, _evaluate(rule, activation))
                 part.static[rule.key] = outcome
                 if outcome.error is None:
                     mapped[rule.name] = outcome.value
@@ -415,6 +423,17 @@ def _evaluate(rule: Rule, activation: Mapping[str, Any]) -> Outcome:
         return Outcome(error=exc.message)
 
 
+def _fit_for_identity(convert, rule: Rule, outcome: Outcome) -> Outcome:
+    """A map entry's outcome, as an error when ``identity`` could not hold its value (a
+    timestamp, or a value over the size limits): left out, it cannot make the whole
+    ``identity`` unusable for every later rule."""
+    if outcome.error is None:
+        checked = convert({rule.name: outcome.value})
+        if isinstance(checked, Rejected):
+            return Outcome(error=f"identity.{rule.name} cannot hold this value: {checked.reason}")
+    return outcome
+
+
 def _is_static(rule: Rule) -> bool:
     roots = {ref.partition(".")[0] for ref in rule.program.references}
     return roots <= TOKEN_ROOTS
@@ -446,12 +465,3 @@ def _refusal(decision: Decision):
         return InsufficientScope(decision.reason, headers={
             "WWW-Authenticate": 'Bearer error="insufficient_scope"'})
     return Forbidden(decision.reason)
-
-
-def _log_shadow(ctx, name: str, decision: Decision) -> None:
-    log.info("shadow rules evaluated", extra={"gw": {
-        "request_id": ctx.request_id, "rules": name,
-        "would": "allow" if decision.allowed else f"{decision.status} {decision.reason}",
-        "policies": ",".join(decision.policies) or "-",
-        "identity": decision.identity.get("id", "-"),
-        "headers": ",".join(decision.headers) or "-"}})

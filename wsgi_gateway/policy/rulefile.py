@@ -20,11 +20,14 @@ from ..config.typed import did_you_mean
 from ..errors import ConfigError
 from ..cel import CompileError, Engine, Program
 from ..cel.limits import DEFAULT_LIMITS, CelLimits
-from .variables import TOKEN_ROOTS
+from ..cel.shapes import ANY, Shape, Shapes
+from .variables import TOKEN_ROOTS, declared_shapes
 
 SECTIONS = ("shadow", "validate", "map", "assign", "default_policy", "deny", "allow", "headers")
 _HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}\Z")
 _ERROR_CODES = ("insufficient_scope",)
+_NOT_IN_IDENTITY = frozenset({"timestamp", "duration", "type", "google.protobuf.Timestamp",
+                              "google.protobuf.Duration"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Rule:
     code: str | None = None     # deny/allow: "insufficient_scope" for RFC 6750
     shadow: bool = False
     key: str = ""               # unique in the file (section and position): caches key on it
+    message_rule: "Rule | None" = None  # validate/deny: messageExpression, a string from the token
 
 
 @dataclass(frozen=True)
@@ -95,25 +99,30 @@ class _Loader:
         self.limits: CelLimits = DEFAULT_LIMITS
         self.problems: list[str] = []
         self.lines: list[str] = []
+        self.shapes: Shapes = declared_shapes()  # `identity` gains the map names (load_rule_file)
 
     def problem(self, container, key, where: str, message: str) -> None:
         mark = mark_of(container, key)
         line = mark.line if mark else getattr(container, "line", 0)
         self.problems.append(f"{self.path}:{line}: {where}: {message}")
 
-    def compile(self, container, key, where: str, *, boolean: bool) -> tuple[str, Program] | None:
+    def compile(self, container, key, where: str, *, boolean: bool, shapes: Shapes | None = None,
+                result: type | None = None) -> tuple[str, Program] | None:
         source = container[key]
         location = Location(self.path, mark_of(container, key))
         if not isinstance(source, str) or not source.strip():
             self.problem(container, key, where, "expected a CEL expression (a string)")
             return None
         try:
-            return source, self.engine.compile(source, result=bool if boolean else None, limits=self.limits)
+            program = self.engine.compile(source, result=bool if boolean else result, limits=self.limits,
+                                          shapes=shapes or self.shapes)
         except CompileError as exc:
             self.problems.append(self._caret(location, where, source, exc))
             return None
+        return source, program
 
     def _caret(self, location: Location, where: str, source: str, exc: CompileError) -> str:
+        """``file:line:col: where: message``, the expression line and a caret under it."""
         line, column = exc.line or 1, exc.column or 1
         file_line, file_column = location.point(line, column, self.lines)
         text = source.splitlines()[line - 1] if source.splitlines() else source
@@ -139,11 +148,16 @@ def load_rule_file(path: Path, engine: Engine, policies: set[str] | None = None,
             loader.problem(node, key, str(key), f"unknown section{did_you_mean(key, SECTIONS)}; "
                            f"allowed: {', '.join(SECTIONS)}")
     shadow = _flag(loader, node, "shadow", "shadow")
+    mapped = _mapping(loader, node, "map", boolean=False)
+    names = node.get("map") if isinstance(node.get("map"), dict) else {}
+    # later sections see identity.<name> for each map entry, typed as its expression is
+    loader.shapes = declared_shapes({**{k: ANY for k in names if isinstance(k, str)},
+                                     **{r.name: Shape(r.program.kind) for r in mapped}})
     rule_file = RuleFile(
         path=path,
         shadow=shadow,
         validate=_items(loader, node, "validate", ("expr", "message"), boolean=True),
-        map=_mapping(loader, node, "map", boolean=False),
+        map=mapped,
         assign=_items(loader, node, "assign", ("when", "policy"), boolean=True),
         default_policy=_default_policy(loader, node),
         deny=_items(loader, node, "deny", ("when", "reason"), boolean=True),
@@ -155,8 +169,8 @@ def load_rule_file(path: Path, engine: Engine, policies: set[str] | None = None,
     return rule_file
 
 
-_OPTIONAL = {"validate": ("shadow", "name"), "assign": ("shadow", "name"),
-             "deny": ("shadow", "name", "code"), "allow": ("shadow", "name", "code")}
+_OPTIONAL = {"validate": ("shadow", "name", "messageExpression"), "assign": ("shadow", "name"),
+             "deny": ("shadow", "name", "code", "messageExpression"), "allow": ("shadow", "name", "code")}
 
 
 def _items(loader: _Loader, node, section: str, required: tuple[str, ...], *, boolean: bool):
@@ -186,6 +200,10 @@ def _items(loader: _Loader, node, section: str, required: tuple[str, ...], *, bo
                            "(they are counted after the rules decide)")
             compiled = None
         extras = _extras(loader, item, where, section)
+        if extras is not None and "messageExpression" in item:
+            extras["message_rule"] = _message_rule(loader, item, where)
+            if extras["message_rule"] is None:
+                extras = None
         name = item.get("name") or where
         if name in names:
             loader.problem(item, "name", f"{where}.name", f"duplicate rule name {name!r} in {section}")
@@ -222,6 +240,20 @@ def _extras(loader: _Loader, item, where: str, section: str) -> dict | None:
     return out
 
 
+def _message_rule(loader: _Loader, item, where: str) -> Rule | None:
+    """``messageExpression``: a string computed when the rule refuses (the fixed
+    ``message``/``reason`` is the fallback when it fails or is empty)."""
+    key = "messageExpression"
+    compiled = loader.compile(item, key, f"{where}.{key}", boolean=False, result=str)
+    if compiled is None:
+        return None
+    if _reads_limits(compiled[1]):
+        loader.problem(item, key, f"{where}.{key}", "only headers may read limits")
+        return None
+    return Rule("message", f"{where}.{key}", compiled[0], compiled[1],
+                Location(loader.path, mark_of(item, key)), key=f"{where}.{key}")
+
+
 def _mapping(loader: _Loader, node, section: str, *, boolean: bool):
     entries = node.get(section, {})
     if not isinstance(entries, dict):
@@ -236,10 +268,16 @@ def _mapping(loader: _Loader, node, section: str, *, boolean: bool):
         if section == "map" and not (isinstance(key, str) and re.fullmatch(r"[a-z_][a-z0-9_]*", key)):
             loader.problem(entries, key, where, "map names are lower_snake_case identifiers")
             continue
-        compiled = loader.compile(entries, key, where, boolean=boolean)
+        shapes = declared_shapes() if section == "map" else None  # map sees the base identity
+        compiled = loader.compile(entries, key, where, boolean=boolean, shapes=shapes)
         if compiled is not None and section != "headers" and _reads_limits(compiled[1]):
             loader.problem(entries, key, where, "only headers may read limits (they are "
                            "counted after the rules decide)")
+            continue
+        if compiled is not None and section == "map" and compiled[1].kind in _NOT_IN_IDENTITY:
+            loader.problem(entries, key, where, f"a map entry cannot be a {compiled[1].kind}: identity "
+                           "is a map, and a map cannot hold one on every engine (use int(...) for "
+                           "epoch seconds, or string(...))")
             continue
         if compiled is not None and section == "map" and not _token_only(compiled[1]):
             loader.problem(entries, key, where, "map reads only claims, token, identity, cert and api "

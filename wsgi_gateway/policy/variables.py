@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..identity import Identity
+from ..cel.shapes import ANY, BOOL, DOUBLE, INT, LIST, MAP, STRING, TIMESTAMP, Shape, Shapes, record, scalar
 
 TOKEN_ROOTS = frozenset({"claims", "token", "identity", "api", "cert"})  # fixed for one token and API
 
@@ -83,3 +84,36 @@ def limits_variable(verdicts) -> dict[str, Any]:
     for v in verdicts or ():
         out[v.kind] = {"limit": v.limit, "remaining": v.remaining, "reset": int(v.resets_in + 0.999)}
     return out
+
+
+# --- declared shapes (checked when a rule file loads; see shapes.py) -------------------
+
+_STR, _LIST_OF_STR = scalar(STRING), Shape(LIST, values=scalar(STRING))
+_LIMIT = record(limit=scalar(INT), remaining=scalar(INT), reset=scalar(INT))
+
+#: What each variable holds; ``identity`` gains the names of the file's ``map`` entries.
+DECLARED: dict[str, Shape] = {
+    "claims": ANY,
+    "request": record(method=_STR, path=_STR, host=_STR, scheme=_STR, remote_addr=_STR,
+                      headers=Shape(MAP, values=_STR, lower_keys=True),
+                      query=Shape(MAP, values=_STR)),
+    "token": record(iss=_STR, sub=_STR, aud=_LIST_OF_STR, scopes=_LIST_OF_STR, client_id=_STR,
+                    exp=scalar(INT), kind=_STR, method=_STR, provider=_STR),
+    "identity": record(id=_STR, username=_STR, groups=Shape(LIST), org=_STR, client_id=_STR,
+                       anonymous=scalar(BOOL), method=_STR),
+    "session": record(id=_STR, created=scalar(DOUBLE), last_seen=scalar(DOUBLE), meta=Shape(MAP)),
+    "limits": record(rate=_LIMIT, quota=_LIMIT),
+    "cert": record(subject=_STR, cn=_STR, issuer=_STR, serial=_STR, not_before=scalar(INT),
+                   not_after=scalar(INT), fingerprint=_STR, **{"x5t#S256": _STR},
+                   san=record(dns=_LIST_OF_STR, email=_LIST_OF_STR, uri=_LIST_OF_STR)),
+    "api": _STR,
+    "now": scalar(TIMESTAMP),
+}
+
+
+def declared_shapes(mapped: dict[str, Shape] | None = None) -> Shapes:
+    """The variables' shapes, ``identity`` extended by ``map`` entries (name → shape)."""
+    roots = dict(DECLARED)
+    if mapped:
+        roots["identity"] = roots["identity"].with_fields(mapped)
+    return Shapes(roots)
