@@ -168,6 +168,8 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
         trust_incoming=trust_id, access_log=config.logging.access_log, observe=observer)
     gateway = Gateway(config, stack, build.store, apis, router)
     gateway.observer = observer
+    if observer is not None and observer.metrics is not None:  # key sets, introspection
+        observer.metrics.sources = [r for r in build.resources.values() if hasattr(r, "fetch_stats")]
     gateway.warnings = warnings
     gateway.resources = build.resources
     gateway.rule_files = {k[1]: v for k, v in build.resources.items() if k[0] == "rules"}

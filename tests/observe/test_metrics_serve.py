@@ -162,3 +162,34 @@ def test_promtool_accepts_the_exposition(served):
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert not result.stdout.strip() and not result.stderr.strip(), result.stderr.decode()
+
+
+def test_key_set_fetches_and_age(gateway, tmp_path):
+    """A real provider over HTTP: each worker's key set fetch is counted, and its age shown."""
+    from tests.support.idp import TestIdP
+
+    idp = TestIdP(issuer_path="/realms/observe").start()
+    try:
+        gw = gateway(f"""
+            app: contrib.demo.echo:app
+            logging: {{access_log: false}}
+            metrics: {{enabled: true, multiproc_dir: {tmp_path / 'prom'}, flush_interval: 100ms}}
+            providers:
+              - name: corp
+                issuer: {idp.issuer}
+                discovery: true
+                algorithms: [RS256]
+                audiences: [test-api]
+            apis:
+              - {{name: orders, path: /orders, auth: [jwt]}}
+        """)
+        token = idp.issue({"sub": "ann"})
+        assert requests.get(gw.url + "/orders", headers={"Authorization": f"Bearer {token}"},
+                            timeout=5).status_code == 200
+        found = samples(requests.get(gw.url + "/.gateway/metrics", timeout=5).text)
+        assert value(found, "gateway_fetches_total", source="keyset", provider="corp", outcome="ok") >= 1
+        assert value(found, "gateway_fetches_total", outcome="failed") == 0
+        ages = [v for (n, ls), v in found.items() if n == "gateway_keyset_age_seconds"]
+        assert ages and all(0 <= age < 60 for age in ages)
+    finally:
+        idp.stop()

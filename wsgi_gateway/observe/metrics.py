@@ -153,6 +153,14 @@ class Metrics:
                                 "and status.", ["api", "status"])
         self.upstream_time = histogram("gateway_upstream_seconds", "URL upstream time to "
                                        "response headers.", ["api"])
+        self.fetches = counter("gateway_fetches", "Key set fetches and introspection calls "
+                               "by source, provider and outcome.", ["source", "provider", "outcome"])
+        self.keyset_age = Gauge("gateway_keyset_age_seconds", "Seconds since the key set in "
+                                "use was fetched (the oldest of the live workers).", ["provider"],
+                                multiprocess_mode="livemax", registry=None)
+        #: what fetches keys or asks providers: objects with ``fetch_stats()`` (build_app)
+        self.sources: list = []
+        self._fetched: dict[tuple, tuple[int, int]] = {}
         self._counts: dict[tuple, float] = {}
         self._histograms: dict[tuple, list] = {}
         self._failing = 0
@@ -249,9 +257,24 @@ class Metrics:
             for i, count in enumerate(entry[1:]):
                 if count:
                     child._buckets[i].inc(count)
+        self._flush_sources()
         if counts and failing != self._written_failing:
             self.store_failing.set(failing)
             self._written_failing = failing
+
+    def _flush_sources(self) -> None:
+        """Key set fetches and introspection calls since the last flush; key set ages."""
+        for source in self.sources:
+            kind, provider, done, failed, age = source.fetch_stats()
+            before_done, before_failed = self._fetched.get((kind, provider), (0, 0))
+            if failed > before_failed:
+                self._child(self.fetches, (kind, provider, "failed")).inc(failed - before_failed)
+            if done - failed > before_done - before_failed:
+                self._child(self.fetches, (kind, provider, "ok")).inc(
+                    (done - failed) - (before_done - before_failed))
+            self._fetched[(kind, provider)] = (done, failed)
+            if age is not None:
+                self._child(self.keyset_age, (provider,)).set(age)
 
     def _child(self, family, labels: tuple):
         key = (id(family), labels)
