@@ -57,9 +57,16 @@ def activate(directory: str) -> str:
     return directory
 
 
+_default_dirs: dict[int, str] = {}
+
+
 def default_dir() -> str:
-    """The directory used when ``metrics.multiproc_dir`` is not set: one per serve."""
-    return tempfile.mkdtemp(prefix="wsgi-gateway-metrics-")
+    """The directory used when ``metrics.multiproc_dir`` is not set: one per process
+    (the master's check build and ``serve`` share it; workers are told its path)."""
+    pid = os.getpid()
+    if pid not in _default_dirs:
+        _default_dirs[pid] = tempfile.mkdtemp(prefix="wsgi-gateway-metrics-")
+    return _default_dirs[pid]
 
 
 def wipe(directory: str) -> None:
