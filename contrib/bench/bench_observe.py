@@ -3,10 +3,11 @@
     .venv/bin/python contrib/bench/bench_observe.py [--requests 3000] [--rounds 5]
     .venv/bin/python contrib/bench/bench_observe.py --served [--duration 4] [--rounds 2]
 
-Builds the same gateway four times (JWT HS256 with a warm token, a rule file with
+Builds the same gateway five times (JWT HS256 with a warm token, a rule file with
 validate/assign/deny/allow, a rate-limited policy in the memory store, a no-op app):
 ``off``, ``metrics`` (prometheus_client multiprocess files in a temporary directory),
-``audit`` (every allowed request written to a file, sample 1.0) and ``both``; then
+``audit`` (every allowed request written to a file, sample 1.0), ``both``, and
+``both-0.1`` (allowed requests sampled at 0.1, as a busy deployment would); then
 times the whole stack through werkzeug test environs, rounds alternating the
 variants, best round kept. Prints µs per request and each variant's share over ``off``.
 
@@ -40,13 +41,13 @@ def noop_app(environ, start_response):
     return [b"ok"]
 
 
-def build(workdir: Path, name: str, metrics: bool, audit: bool):
+def build(workdir: Path, name: str, metrics: bool, audit: bool, sample: float = 1.0):
     config = observed_config(workdir, None)
     config["policies"]["basic"] = {"rate": "1000000/60s"}
     config["app"] = "contrib.bench.bench_observe:noop_app"
     config["metrics"]["enabled"] = metrics
     config["audit"] = {"enabled": audit, "file": str(workdir / f"{name}-audit.jsonl"),
-                       "claims": ["sub", "iss"]}
+                       "claims": ["sub", "iss"], "sample_allowed": sample}
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return build_app(load_config(path), noop_app)
@@ -73,8 +74,8 @@ def served(args, workdir: Path, variants: dict) -> None:
 
     token = mint(sub="bench", iat=time.time() + 0)
     processes = {}
-    for name, (metrics, audit) in variants.items():
-        build(workdir, name, metrics, audit).close()  # writes the config
+    for name, flags in variants.items():
+        build(workdir, name, *flags).close()  # writes the config
         processes[name] = GatewayProcess(workdir / f"{name}.yaml", workers=2,
                                          env=SECRET_ENV).start()
     best = {name: 0.0 for name in variants}
@@ -106,11 +107,11 @@ def main() -> None:
     os.environ.update(SECRET_ENV)
     if args.served:
         variants = {"off": (False, False), "metrics": (True, False), "audit": (False, True),
-                    "both": (True, True)}
+                    "both": (True, True), "both-0.1": (True, True, 0.1)}
         return served(args, Path(tempfile.mkdtemp(prefix="bench-observe-")), variants)
     workdir = Path(tempfile.mkdtemp(prefix="bench-observe-"))
     variants = {"off": (False, False), "metrics": (True, False), "audit": (False, True),
-                "both": (True, True)}
+                "both": (True, True), "both-0.1": (True, True, 0.1)}
     gateways = {name: build(workdir, name, *flags) for name, flags in variants.items()}
     token = mint(sub="bench")
     environ = EnvironBuilder(path="/api/orders", headers={"Authorization": f"Bearer {token}"},
