@@ -134,3 +134,38 @@ def test_bad_audit_config_names_the_file(tmp_path, audit, problem):
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert problem in str(err.value) and str(path) in str(err.value)
+
+
+def test_revoked_and_unavailable_are_written(tmp_path, monkeypatch):
+    """The decisions a store gives: a revoked session (401), then the store down with
+    revocation checks closed (503). A real memcached, killed for the second."""
+    from tests.support.gateways import SECRET_ENV
+    from tests.support.processes import Memcached
+
+    for key, value in SECRET_ENV.items():
+        monkeypatch.setenv(key, value)
+    server = Memcached().start()
+    try:
+        config = observed_config(tmp_path, server.address)
+        config["metrics"]["enabled"] = False
+        config["store"]["on_failure"] = {"revocation_checks": "closed"}
+        now = [time.time()]
+        gateway = build_app(load_config(write(tmp_path, config)), Recorder(), clock=lambda: now[0])
+        client = BufferedClient(LintMiddleware(gateway))
+        token = mint(sub="revoked", iat=now[0] - 10)
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/x", headers=headers).status_code == 200
+        [first] = (tmp_path / "audit.jsonl").read_text().splitlines()
+        gateway.resources["sessions"].revoke(json.loads(first)["identity"]["session_id"])
+        now[0] += 2  # past the workers' session cache
+        assert client.get("/api/x", headers=headers).status_code == 401
+        server.stop()
+        now[0] += 2
+        assert client.get("/api/x", headers=headers).status_code == 503
+        lines = [json.loads(l) for l in (tmp_path / "audit.jsonl").read_text().splitlines()]
+        assert [(l["decision"], l["status"]) for l in lines] == [
+            ("allow", 200), ("revoked", 401), ("unavailable", 503)]
+        assert lines[1]["reason"] == "invalid_token" and lines[2]["reason"] == "unavailable"
+        assert all(token not in json.dumps(l) for l in lines)
+    finally:
+        server.stop()
