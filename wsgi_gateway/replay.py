@@ -25,6 +25,9 @@ _RULES_RAN = {"allow": "allow", "limited": "allow", "deny": "deny", "invalid": "
 _REQUEST_KNOWN = {"request.method", "request.path"}
 _TOKEN_CLAIMS = {"sub": ("sub",), "aud": ("aud",), "exp": ("exp",)}
 _TOKEN_FREE = {"iss", "kind", "method", "provider"}
+# methods whose identity is its token's claims; API keys, passwords, signatures and
+# certificates carry their own records, which the log does not hold
+_REBUILDABLE = {"jwt", "introspection", "oidc_login", "keyless"}
 
 
 @dataclass
@@ -161,7 +164,9 @@ def _identity(gateway: Gateway, record: dict):
         "name": provider.name, "issuer": provider.issuer, "identity_claim": provider.identity_claim,
         "scope_claim": provider.scope_claim, "client_id_claims": provider.client_id_claims,
         "org_claim": provider.org_claim}
-    return case_identity({"claims": claims}, settings)
+    import dataclasses
+
+    return dataclasses.replace(case_identity({"claims": claims}, settings), method=who.get("method", "jwt"))
 
 
 def _missing_inputs(gateway: Gateway, api, record: dict) -> list[str]:
@@ -169,6 +174,8 @@ def _missing_inputs(gateway: Gateway, api, record: dict) -> list[str]:
     from .policy.evaluate import CelRuleSet
 
     who = record.get("identity") or {}
+    if who.get("method") not in _REBUILDABLE:
+        return [f"a {who.get('method')} identity (only token claims can be rebuilt)"]
     if who.get("method") == "keyless":
         known = None
     elif record.get("claims") is None:

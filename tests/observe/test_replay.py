@@ -88,3 +88,15 @@ def test_a_bad_log_names_its_line(recorded, tmp_path, capsys, content, problem):
     bad.write_text(content)
     assert main(["replay", "--log", str(bad), "-c", candidate(RULES)]) == 2
     assert f"{bad}:1: " in capsys.readouterr().err
+
+
+def test_identities_not_made_of_claims_are_unknown(recorded, tmp_path, capsys):
+    """An API key or password identity cannot be rebuilt from the log: said, not guessed."""
+    log, candidate = recorded
+    line = json.loads(open(log).readline())
+    line["identity"]["method"] = "basic"
+    other = tmp_path / "basic.jsonl"
+    other.write_text(json.dumps(line) + "\n")
+    assert main(["replay", "--log", str(other), "-c", candidate(RULES), "--json"]) == 0
+    [result] = json.loads(capsys.readouterr().out)["results"]
+    assert result["status"] == "unknown" and "basic identity" in result["why"]
