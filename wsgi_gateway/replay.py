@@ -216,7 +216,8 @@ def _needs(ref: str, mapped: set[str], provider) -> tuple[str, ...] | None:
             return tuple(provider.client_id_claims) if provider else ("azp",)
         return _TOKEN_CLAIMS.get(leaf, ())
     if root == "identity":
-        return None if leaf in mapped or leaf in ("anonymous", "method") else ("sub",)
+        return None if leaf in mapped or leaf in ("anonymous", "method") else (
+            (provider.identity_claim if provider else "sub"),)
     if root == "request":
         return None if ref in _REQUEST_KNOWN else ()
     if root in ("now", "api"):
