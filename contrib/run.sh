@@ -14,6 +14,17 @@ cd "$(dirname "$0")/.."
 
 command_name=${1:-}
 shift || true
+if [ "$command_name" = test ] && ! command -v promtool >/dev/null 2>&1; then
+  # the metrics test checks the exposition with promtool (Debian's prometheus package;
+  # it brings a server too, which is never started)
+  echo "installing promtool (Debian's prometheus package)" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  { $sudo_cmd apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
+    echo "promtool could not be installed: the promtool test will skip and say so" >&2
+fi
+
 case "$command_name" in
   demo|jwt-demo|browser-demo|test|setup) ;;
   *) echo "usage: bash contrib/run.sh demo|jwt-demo|browser-demo|test|setup [pytest args...]" >&2; exit 64 ;;

@@ -54,7 +54,7 @@ class Authenticate:
 
     def _any(self, ctx, request):
         for authenticator in self.authenticators:
-            identity = authenticator.authenticate(request)
+            identity = _attempt(ctx, authenticator, request)
             if identity is not None:
                 ctx.record("authn", authenticator.id, "identified", identity.alias)
                 return identity
@@ -73,7 +73,7 @@ class Authenticate:
     def _all(self, ctx, request):
         chosen = first = None
         for authenticator in self.authenticators:
-            identity = authenticator.authenticate(request)
+            identity = _attempt(ctx, authenticator, request)
             if identity is None:
                 ctx.record("authn", authenticator.id, "no credential")
                 self._prompt(request)
@@ -84,3 +84,13 @@ class Authenticate:
             if authenticator.id == self.identity_from and chosen is None:
                 chosen = identity
         return chosen or first
+
+
+def _attempt(ctx, authenticator: Authenticator, request):
+    """``authenticator.authenticate``, its failure in the trail as its problem code (the
+    metrics and the audit log name the method that refused, and why)."""
+    try:
+        return authenticator.authenticate(request)
+    except GatewayError as err:
+        ctx.record("authn", authenticator.id, "failed", err.code)
+        raise
