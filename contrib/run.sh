@@ -14,17 +14,6 @@ cd "$(dirname "$0")/.."
 
 command_name=${1:-}
 shift || true
-if [ "$command_name" = test ] && ! command -v promtool >/dev/null 2>&1; then
-  # the metrics test checks the exposition with promtool (Debian's prometheus package;
-  # it brings a server too, which is never started)
-  echo "installing promtool (Debian's prometheus package)" >&2
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  { $sudo_cmd apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
-    echo "promtool could not be installed: the promtool test will skip and say so" >&2
-fi
-
 case "$command_name" in
   demo|jwt-demo|browser-demo|test|setup) ;;
   *) echo "usage: bash contrib/run.sh demo|jwt-demo|browser-demo|test|setup [pytest args...]" >&2; exit 64 ;;
@@ -47,24 +36,35 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-apt_install() {  # Debian packages, installed only when missing
+# Debian packages the command needs, installed only when missing, in one apt run:
+# memcached (the tests start their own), and for `test` chromium (the browser-login test
+# drives it with Playwright; never a browser downloaded by Playwright) and promtool (the
+# metrics test checks the exposition with it; the prometheus package brings a server too,
+# which is never started). A package that cannot be installed makes its tests skip and say so.
+missing=()
+if [ "$command_name" = test ] || [ "$command_name" = browser-demo ]; then
+  command -v memcached >/dev/null 2>&1 || [ -x /usr/bin/memcached ] || missing+=(memcached)
+fi
+if [ "$command_name" = test ]; then
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
+need_promtool=
+[ "$command_name" = test ] && ! command -v promtool >/dev/null 2>&1 && need_promtool=1
+if [ ${#missing[@]} -gt 0 ] || [ -n "$need_promtool" ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  echo "installing $* from Debian's packages" >&2
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "$@" >/dev/null
-}
-
-if [ "$command_name" = test ] || [ "$command_name" = browser-demo ]; then
-  if ! command -v memcached >/dev/null 2>&1 && [ ! -x /usr/bin/memcached ]; then
-    apt_install memcached
+  echo "installing ${missing[*]} ${need_promtool:+prometheus }from Debian's packages" >&2
+  $sudo_cmd apt-get update -qq || true
+  if [ ${#missing[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null ||
+      echo "could not install ${missing[*]}: the tests that need them will fail or skip and say why" >&2
+  fi
+  if [ -n "$need_promtool" ]; then
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null ||
+      echo "could not install prometheus: the promtool test will skip and say why" >&2
   fi
 fi
 if [ "$command_name" = test ]; then
-  # the real-browser test: Debian's chromium, never a browser downloaded by Playwright
-  if [ ! -x /usr/bin/chromium ]; then
-    apt_install chromium || echo "chromium could not be installed: the browser test will be skipped" >&2
-  fi
   # the OpenID Certified provider: npm's oidc-provider under Node, cached
   if command -v node >/dev/null 2>&1; then
     .venv/bin/python -c 'from tests.support.node_idp import install; r = install(); print(r or "oidc-provider ready")' >&2 || true
