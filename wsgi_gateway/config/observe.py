@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .typed import Where, parsed
 from .units import parse_duration
@@ -83,6 +84,32 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class OtelConfig:
+    """OpenTelemetry spans: one per request, a child per stage (``observe/otel.py``).
+
+    Off by default; needs the ``[otel]`` extra (``opentelemetry-api``/``-sdk``; the OTLP
+    exporter also ``opentelemetry-exporter-otlp-proto-http``). The SDK and its export
+    thread start in each gunicorn worker, on its first request (never in the master:
+    the batch processor's thread does not survive a fork). Spans carry bounded labels
+    only: never a token, cookie, path, query or subject.
+    """
+
+    enabled: bool = False
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    endpoint: str | None = None   # OTLP/HTTP traces URL; None: the SDK's default/env
+    file: str | None = field(default=None, metadata={"parse": _file})  # console: None is stdout
+    service_name: str = "wsgi-gateway"
+
+    def __post_init__(self):
+        if self.endpoint is not None and not re.match(r"https?://[^\s/]+", self.endpoint):
+            raise ValueError(f"tracing.otel.endpoint {self.endpoint!r}: an http(s) URL")
+        if self.file is not None and self.exporter != "console":
+            raise ValueError("tracing.otel.file is only for exporter: console")
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", self.service_name):
+            raise ValueError(f"tracing.otel.service_name {self.service_name!r}: letters, digits, . _ -")
+
+
+@dataclass(frozen=True)
 class TracingConfig:
     """W3C trace context (``traceparent``/``tracestate``).
 
@@ -92,3 +119,8 @@ class TracingConfig:
     """
 
     enabled: bool = True
+    otel: OtelConfig = OtelConfig()
+
+    def __post_init__(self):
+        if self.otel.enabled and not self.enabled:
+            raise ValueError("tracing.otel needs tracing.enabled: the spans join its trace")
