@@ -74,8 +74,13 @@ class AuditConfig:
     file: str | None = field(default=None, metadata={"parse": _file})  # None: standard error
     sample_allowed: float = 1.0
     claims: tuple[str, ...] = ()
+    flush_interval: float = field(default=0.1, metadata={"parse": parsed(parse_duration)})
+    # ``file`` only: lines wait at most this long and go out in one write; 0: every line
+    # at once. A worker killed (SIGKILL, OOM) loses what waits; a stop or exit does not.
 
     def __post_init__(self):
+        if self.flush_interval < 0:
+            raise ValueError("audit.flush_interval cannot be negative")
         if not 0.0 <= self.sample_allowed <= 1.0:
             raise ValueError("audit.sample_allowed must be between 0 and 1")
         bad = [c for c in self.claims if not _CLAIM.fullmatch(c)]

@@ -47,9 +47,11 @@ class Observer:
             log.exception("observing the request failed")
 
     def flush(self) -> None:
-        """Write pending metric counts and spans now (a scrape, a worker's exit)."""
+        """Write pending metric counts, audit lines and spans now (a scrape, an exit)."""
         if self.metrics is not None:
             self.metrics.flush()
+        if self.audit is not None:
+            self.audit.flush()
         if self.spans is not None:
             self.spans.flush()
 
