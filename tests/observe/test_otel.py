@@ -124,6 +124,18 @@ def test_attributes_are_bounded_and_free_of_secrets(traced, method, auth, status
         assert secret not in text, secret
 
 
+@pytest.mark.parametrize("otel, traceparent, recorded", [
+    pytest.param({"sample": 0.0}, None, False, id="sample 0: a new trace is not recorded"),
+    pytest.param({"sample": 0.0}, PARENT, True, id="a trusted caller's sampled flag wins"),
+    pytest.param({"sample": 1.0}, PARENT[:-2] + "00", False, id="a trusted caller's unsampled flag"),
+])
+def test_sampling(traced, otel, traceparent, recorded):
+    client, spans, _audit, _upstream = traced({**ON, **otel})
+    headers = {"Authorization": f"Bearer {mint()}", **({"traceparent": traceparent} if traceparent else {})}
+    client.get("/api/orders", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.1"})
+    assert len(spans()) == (1 + len(STAGES) if recorded else 0)
+
+
 def test_off_by_default_and_never_imported(tmp_path, monkeypatch):
     """Off: no Spans object, no stage marks, and ``observe.otel`` is not loaded."""
     import subprocess
@@ -148,6 +160,7 @@ def test_off_by_default_and_never_imported(tmp_path, monkeypatch):
                  id="file without console"),
     pytest.param({"enabled": True, "endpoint": "collector:4318"}, "an http(s) URL", id="bad endpoint"),
     pytest.param({"enabled": True, "colour": "red"}, "tracing.otel.colour: unknown key", id="unknown key"),
+    pytest.param({"enabled": True, "sample": 2}, "between 0 and 1", id="sample over 1"),
 ])
 def test_bad_config_names_file_and_line(tmp_path, monkeypatch, otel, message):
     for key, value in SECRET_ENV.items():

@@ -104,8 +104,11 @@ class OtelConfig:
     endpoint: str | None = None   # OTLP/HTTP traces URL; None: the SDK's default/env
     file: str | None = field(default=None, metadata={"parse": _file})  # console: None is stdout
     service_name: str = "wsgi-gateway"
+    sample: float = 1.0   # the share of new traces recorded; a trusted caller's flag decides its own
 
     def __post_init__(self):
+        if not 0.0 <= self.sample <= 1.0:
+            raise ValueError("tracing.otel.sample must be between 0 and 1")
         if self.endpoint is not None and not re.match(r"https?://[^\s/]+", self.endpoint):
             raise ValueError(f"tracing.otel.endpoint {self.endpoint!r}: an http(s) URL")
         if self.file is not None and self.exporter != "console":

@@ -31,6 +31,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 if TYPE_CHECKING:
@@ -101,7 +102,8 @@ class Spans:
             if self._pid == os.getpid():
                 return
             provider = TracerProvider(resource=Resource.create({"service.name": self.config.service_name}),
-                                      id_generator=self._ids, shutdown_on_exit=True)
+                                      id_generator=self._ids, shutdown_on_exit=True,
+                                      sampler=ParentBased(TraceIdRatioBased(self.config.sample)))
             exporter = self.make_exporter(self.config)
             if exporter is not None:
                 provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -127,6 +129,8 @@ class Spans:
         root = self.tracer.start_span(f"{method} {ctx.api or '-'}", context=parent,
                                       kind=SpanKind.SERVER, attributes=self._attributes(ctx, method, status),
                                       start_time=to_ns + int(ctx.started * 1e9))
+        if not root.is_recording():
+            return  # not sampled: no stage spans either (they would be dropped)
         if status == 0 or status >= 500:
             root.set_status(Status(StatusCode.ERROR))
         inside = otel_trace.set_span_in_context(root)
@@ -134,7 +138,6 @@ class Spans:
         for i, (stage, at) in enumerate(marks):
             until = marks[i + 1][1] if i + 1 < len(marks) else ended
             span = self.tracer.start_span(STAGE_NAMES.get(stage, "other"), context=inside,
-                                          attributes={"gateway.stage": STAGE_NAMES.get(stage, "other")},
                                           start_time=to_ns + int(at * 1e9))
             span.end(end_time=to_ns + int(max(until, at) * 1e9))
         root.end(end_time=to_ns + int(ended * 1e9))
