@@ -157,13 +157,20 @@ def test_a_post_without_a_session_gets_401(gw):
     pytest.param("https://gw.test/app?x=1", "https://gw.test/app?x=1", id="absolute on our origin"),
     pytest.param("https://docs.gw.test/p", "https://docs.gw.test/p", id="an allowed origin"),
     pytest.param("https://docs.gw.test//evil.example", "/", id="allowed origin then //"),
+    # a browser reads "\\" as "/": host evil.example, path /@gw.test (urlsplit: host gw.test)
+    pytest.param("https://evil.example\\@gw.test", "/", id="backslash before @ our host"),
+    pytest.param("https://evil.example\\@gw.test/x", "/", id="backslash before @ our host, path"),
+    pytest.param("https://evil.example%5C@gw.test/", "/", id="encoded backslash in userinfo"),
+    pytest.param("https://user@gw.test/x", "/", id="userinfo on our host"),
+    pytest.param("https://[::1/x", "/", id="unclosed IPv6 host"),
+    pytest.param("HTTPS://GW.TEST/x", "https://gw.test/x", id="our origin in capitals: rebuilt"),
 ])
 def test_return_to_is_never_an_open_redirect(target, expected):
     assert safe_return_to(target, PUBLIC, ["https://docs.gw.test"]) == expected
 
 
 @pytest.mark.parametrize("target", ["//evil.example", "/\\evil.example", "https:evil.example",
-                                    "/%2F%2Fevil.example"])
+                                    "/%2F%2Fevil.example", "https://evil.example\\@gw.test/x"])
 def test_the_login_route_sends_hostile_return_to_home(gw, target):
     browser = gw.browser()
     authorize = browser.get(ROUTES + "login", query_string={"return_to": target}).headers["Location"]
