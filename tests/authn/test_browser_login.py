@@ -720,3 +720,34 @@ def test_limits_count_a_browser_session_like_any_identity(tmp_path, idp, clock):
     statuses = [b.get("/app/x", headers=SCRIPT).status_code for b in (alice, alice_elsewhere)]
     assert statuses == [200, 429]
     assert bob.login(user="bob").status_code == 200
+
+
+def test_a_touch_on_another_worker_during_a_refresh_loses_nothing(tmp_path, idp, clock, memcached):
+    """Worker A refreshes (the provider rotates the refresh token) while worker B writes the
+    session's last use: A's compare-and-set then fails, yet the session holds, with the new
+    tokens (else the spent refresh token stays in the store and the next refresh is a reuse)."""
+    from wsgi_gateway.store.memcached import MemcachedStore
+
+    options = {"touch_interval": f"{idp.token_ttl - 40}s"}
+    a = LoginGateway(tmp_path, idp, clock, name="a", options=options,
+                     store=MemcachedStore([("127.0.0.1", memcached.port)]))
+    b = LoginGateway(tmp_path, idp, clock, name="b", options=options,
+                     store=MemcachedStore([("127.0.0.1", memcached.port)]))
+    browser = a.browser()
+    browser.login()
+    on_b = b.browser()
+    on_b.client.set_cookie("__Host-gw-session", browser.cookie("__Host-gw-session"), domain="gw.test")
+    real_refresh = a.flow.client.refresh
+
+    def refresh_while_b_touches(refresh_token):  # not a mock: the real call, interleaved
+        clock.advance(20)  # B's last-use write is now due (A's was not)
+        assert on_b.get("/app/x", headers=SCRIPT).status_code == 200
+        return real_refresh(refresh_token)
+    a.flow.client.refresh = refresh_while_b_touches
+    clock.advance(idp.token_ttl - 50)  # inside the refresh lead, no touch due yet
+    assert browser.get("/app/x", headers=SCRIPT).status_code == 200
+    a.flow.client.refresh = real_refresh
+    assert idp.login.counts["refresh"] == 1
+    clock.advance(idp.token_ttl - 30)  # the next refresh must use the rotated token
+    assert browser.get("/app/x", headers=SCRIPT).status_code == 200
+    assert (idp.login.counts["refresh"], idp.login.counts["refresh_reused"]) == (2, 0)

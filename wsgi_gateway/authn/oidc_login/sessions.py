@@ -137,14 +137,23 @@ class BrowserSessions:
     def update_tokens(self, session: Session, tokens: Tokens,
                       claims: Mapping[str, Any] | None = None) -> Session | None:
         """Store refreshed tokens (and claims from a new ID token); None when the session
-        was ended meanwhile (a logout during the refresh wins)."""
-        updated = replace(session, tokens=tokens, cas=None, claims=MappingProxyType(dict(claims))
-                          if claims is not None else session.claims)
-        if not self._write(updated, cas=session.cas):
-            self._remember(None, key=session.key)
-            return None
-        self._remember(updated)
-        return updated
+        was ended meanwhile (a logout during the refresh wins).
+
+        Only a deletion may win: a compare-and-set lost to another worker's write of
+        ``last_seen`` is retried on the record as it is now, because the provider has
+        already rotated the refresh token and the old one must not stay in the store."""
+        new_claims = MappingProxyType(dict(claims)) if claims is not None else None
+        current: Session | None = session
+        for _ in range(5):
+            updated = replace(current, tokens=tokens, cas=None,
+                              claims=new_claims if new_claims is not None else current.claims)
+            if self._write(updated, cas=current.cas):
+                self._remember(updated)
+                return updated
+            current = self.reload(session)
+            if current is None:
+                return None
+        return None
 
     def end(self, session: Session) -> None:
         """Delete the record: the handle is dead on every worker within ``cache_ttl``."""
