@@ -751,3 +751,22 @@ def test_a_touch_on_another_worker_during_a_refresh_loses_nothing(tmp_path, idp,
     clock.advance(idp.token_ttl - 30)  # the next refresh must use the rotated token
     assert browser.get("/app/x", headers=SCRIPT).status_code == 200
     assert (idp.login.counts["refresh"], idp.login.counts["refresh_reused"]) == (2, 0)
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param("/open/x", id="another API (keyless)"),
+    pytest.param("/elsewhere", id="an unmatched path passed through"),
+])
+def test_the_session_cookies_never_reach_another_upstream(tmp_path, idp, clock, path):
+    """The handle is the session's bearer credential: an app behind another route of this
+    gateway must not receive it (it could replay it against the login-protected API)."""
+    gw = LoginGateway(tmp_path, idp, clock, extra_apis=[{"name": "open", "path": "/open",
+                                                         "auth": ["keyless"]}],
+                      routing={"unmatched": "pass"})
+    browser = gw.browser()
+    browser.login()
+    browser.get(ROUTES + "login", query_string={"return_to": "/app/y"})  # a login cookie too
+    assert browser.get(path, headers=SCRIPT).status_code == 200
+    sent = gw.upstream.environ.get("HTTP_COOKIE") or ""
+    assert gw.upstream.environ["PATH_INFO"] == path
+    assert "gw-session" not in sent and "gw-login" not in sent

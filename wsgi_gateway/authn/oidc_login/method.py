@@ -116,6 +116,8 @@ def _build(options: OidcLoginOptions, build, api: ApiConfig) -> OidcLoginAuthent
         raise ConfigError(f"{where}: browser sessions need secret_key (it names session "
                           "records and encrypts their tokens)")
     routes = options.routes or config.ops.prefix + "oidc/"
+    # the cookies go to every path of this host: no route may pass them to its upstream
+    build.strip.add_cookies((options.cookie(), options.login_cookie))
     flows = login_flows(build)
     if routes in flows:
         if flows[routes].options != options:
