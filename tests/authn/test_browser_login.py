@@ -646,6 +646,8 @@ def test_forwarding_is_off_by_default_and_a_client_authorization_never_passes(tm
     pytest.param({"provider": "nope"}, "provider 'nope'", id="unknown provider"),
     pytest.param({"colour": "blue"}, "colour", id="unknown option"),
     pytest.param({"secure_cookies": False}, "secure_cookies", id="insecure cookies over https"),
+    pytest.param({"secure_cookies": False, "public_url": "http://localhost:8080",
+                  "cookie_name": "__Host-app"}, "cookie_name", id="__Host- cookie without Secure"),
 ])
 def test_bad_options_stop_start_up_naming_the_file(tmp_path, idp, options, message):
     import yaml

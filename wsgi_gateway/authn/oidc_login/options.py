@@ -105,6 +105,11 @@ class OidcLoginOptions:
             raise ValueError(f"routes {self.routes!r} must look like /.gateway/oidc/")
         if self.cookie_name is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.cookie_name):
             raise ValueError("cookie_name: 1-64 of A-Z a-z 0-9 _ -")
+        if self.cookie_name and not self.secure_cookies and \
+                self.cookie_name.lower().startswith(("__host-", "__secure-")):
+            # browsers drop such a cookie without Secure: every sign-in would loop
+            raise ValueError(f"cookie_name {self.cookie_name}: the __Host-/__Secure- prefixes "
+                             "need secure_cookies")
         if not 1 <= self.pending_max <= 10:
             raise ValueError("pending_max must be within 1..10")
         if not 1 <= self.start_rate <= 10_000:
