@@ -772,3 +772,18 @@ def test_the_session_cookies_never_reach_another_upstream(tmp_path, idp, clock, 
     sent = gw.upstream.environ.get("HTTP_COOKIE") or ""
     assert gw.upstream.environ["PATH_INFO"] == path
     assert "gw-session" not in sent and "gw-login" not in sent
+
+
+def test_a_clock_stepped_back_does_not_stretch_a_workers_copy_past_a_logout(tmp_path, idp, clock):
+    """The per-worker copy lives at most cache_ttl by the wall clock; when the clock is
+    stepped back (NTP, a resumed VM) a copy must not count as fresh for the whole step."""
+    a = LoginGateway(tmp_path, idp, clock, name="a")
+    b = LoginGateway(tmp_path, idp, clock, name="b", store=a.app.store)
+    browser = a.browser()
+    browser.login()
+    on_b = b.browser()
+    on_b.client.set_cookie("__Host-gw-session", browser.cookie("__Host-gw-session"), domain="gw.test")
+    assert on_b.get("/app/x", headers=SCRIPT).status_code == 200  # b keeps a copy
+    assert browser.post(ROUTES + "logout", headers={"Origin": PUBLIC}).status_code == 303
+    clock.advance(-30)
+    assert on_b.get("/app/x", headers=SCRIPT).status_code == 401

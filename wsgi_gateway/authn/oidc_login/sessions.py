@@ -100,7 +100,7 @@ class BrowserSessions:
         now = self.clock()
         with self._lock:
             cached = self._cache.get(names[0])
-        if cached is not None and now - cached[1] < self.cache_ttl:
+        if cached is not None and 0 <= now - cached[1] < self.cache_ttl:  # not if stepped back
             session = cached[0]
         else:
             session = self._read(names)
