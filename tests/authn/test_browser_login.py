@@ -787,3 +787,20 @@ def test_a_clock_stepped_back_does_not_stretch_a_workers_copy_past_a_logout(tmp_
     assert browser.post(ROUTES + "logout", headers={"Origin": PUBLIC}).status_code == 303
     clock.advance(-30)
     assert on_b.get("/app/x", headers=SCRIPT).status_code == 401
+
+
+def test_a_session_named_under_a_previous_key_is_kept_alive_by_use(tmp_path, idp, clock):
+    """After a secret_key rotation, a session used every hour must not hit the idle
+    timeout (its last use has to be written like any other session's)."""
+    idp.token_ttl = 200_000  # no refresh in the way
+    old = LoginGateway(tmp_path, idp, clock, name="old", secret_key_env="GW_BROWSER_OLD_SECRET_KEY")
+    browser = old.browser()
+    browser.login()
+    new = LoginGateway(tmp_path, idp, clock, name="new", previous_keys=True, store=old.app.store)
+    moved = new.browser()
+    moved.client.set_cookie("__Host-gw-session", browser.cookie("__Host-gw-session"), domain="gw.test")
+    statuses = []
+    for _ in range(10):  # 10 h of hourly use: never idle for 8 h
+        clock.advance(3600)
+        statuses.append(moved.get("/app/x", headers=SCRIPT).status_code)
+    assert statuses == [200] * 10

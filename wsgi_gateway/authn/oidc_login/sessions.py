@@ -119,13 +119,11 @@ class BrowserSessions:
         return session
 
     def _read(self, names: list[str]) -> Session | None:
-        raw, token = self.store.gets(names[0])
-        if raw is not None:
-            return self._decode(names[0], raw, token)
-        if len(names) == 1:
-            return None
-        found = self.store.get_many(names[1:])  # records named under a previous secret_key
-        return next((self._decode(k, found[k]) for k in names[1:] if k in found), None)
+        for name in names:  # then the names under each previous secret_key
+            raw, token = self.store.gets(name)
+            if raw is not None:  # with its token: its last use is written like any other's
+                return self._decode(name, raw, token)
+        return None
 
     def reload(self, session: Session) -> Session | None:
         """The session as the store has it now (after another worker's refresh)."""
