@@ -804,3 +804,15 @@ def test_a_session_named_under_a_previous_key_is_kept_alive_by_use(tmp_path, idp
         clock.advance(3600)
         statuses.append(moved.get("/app/x", headers=SCRIPT).status_code)
     assert statuses == [200] * 10
+
+
+def test_two_tabs_signing_in_at_once_both_come_back(gw):
+    """Two logins pending in one browser (two tabs after the session ended): finishing one
+    keeps the other's binding, so the second tab comes back signed in, not refused as
+    'started in another browser'."""
+    browser = gw.browser()
+    first, second = browser.start("/app/one"), browser.start("/app/two")
+    assert browser.callback(browser.sign_in_at_idp(first)).headers["Location"] == PUBLIC + "/app/one"
+    back = browser.callback(browser.sign_in_at_idp(second))
+    assert back.status_code == 303 and back.headers["Location"] == PUBLIC + "/app/two"
+    assert browser.cookie("__Host-gw-login") is None  # nothing pending any more: cookie gone
