@@ -118,6 +118,9 @@ class OidcLoginOptions:
             raise ValueError("pending_ttl must be within 30s..1h")
         if not 0 < self.cache_ttl <= 1.0:
             raise ValueError("cache_ttl must be within (0, 1s]: a logout must land within a second")
+        if self.refresh_lease <= self.http_timeout:
+            # a second worker would refresh with the same (rotating) token: reuse, family revoked
+            raise ValueError("refresh_lease must be longer than http_timeout")
         if not 0 < self.session_idle <= self.session_absolute:
             raise ValueError("need 0 < session_idle <= session_absolute")
         for url in (self.authorization_endpoint, self.token_endpoint, self.userinfo_endpoint,
@@ -128,7 +131,9 @@ class OidcLoginOptions:
             if origin_of(origin) != origin.rstrip("/").lower():
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
         reserved = {"state", "nonce", "code_challenge", "code_challenge_method", "redirect_uri",
-                    "client_id", "response_type", "scope"}
+                    "client_id", "response_type", "scope",
+                    "code_verifier",   # a second value for authlib's own argument: a 500 per sign-in
+                    "response_mode"}   # the callback is a GET with a query (form_post never lands)
         if reserved.intersection(self.extra_params):
             raise ValueError(f"extra_params may not set {', '.join(sorted(reserved))}")
 
