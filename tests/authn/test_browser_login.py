@@ -822,3 +822,23 @@ def test_two_tabs_signing_in_at_once_both_come_back(gw):
     back = browser.callback(browser.sign_in_at_idp(second))
     assert back.status_code == 303 and back.headers["Location"] == PUBLIC + "/app/two"
     assert browser.cookie("__Host-gw-login") is None  # nothing pending any more: cookie gone
+
+
+def test_two_login_clients_may_not_share_a_session_cookie(tmp_path, idp):
+    """Two clients (two routes) under one cookie name overwrite each other's handle at
+    every sign-in: a person bounces between them, and each overwritten session lives on."""
+    import yaml
+    from tests.support.browser_login import gateway_config
+    from wsgi_gateway import build_app, load_config
+    from wsgi_gateway.errors import ConfigError
+
+    config = gateway_config(idp)
+    other = {**config["apis"][0]["auth"][0], "routes": "/.gateway/oidc2/", "scopes": ["openid"]}
+    config["apis"].append({"name": "app2", "path": "/app2", "auth": [other]})
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="cookie_name"):
+        build_app(load_config(path), lambda e, s: [])
+    other["cookie_name"] = "__Host-app2-session"
+    path.write_text(yaml.safe_dump(config))
+    build_app(load_config(path), lambda e, s: []).close()

@@ -124,6 +124,10 @@ def _build(options: OidcLoginOptions, build, api: ApiConfig) -> OidcLoginAuthent
             raise ConfigError(f"{where}: another API uses routes {routes} with other options; "
                               "give each login client its own routes:")
         return OidcLoginAuthenticator(flows[routes], provider)
+    clash = next((r for r, f in flows.items() if f.cookie_name == options.cookie()), None)
+    if clash is not None:  # each sign-in would overwrite the other client's handle
+        raise ConfigError(f"{where}: the login client at routes {clash} uses the same session "
+                          f"cookie {options.cookie()}; give one its own cookie_name")
     if not options.secure_cookies:
         log.warning("%s: secure_cookies is off: session cookies travel over plain http "
                     "(development only)", where)
