@@ -842,3 +842,18 @@ def test_two_login_clients_may_not_share_a_session_cookie(tmp_path, idp):
     other["cookie_name"] = "__Host-app2-session"
     path.write_text(yaml.safe_dump(config))
     build_app(load_config(path), lambda e, s: []).close()
+
+
+@pytest.mark.parametrize("path, upstream_path", [
+    pytest.param("/app/caf%C3%A9", "/app/café", id="a non-ASCII path (was sent home)"),
+    pytest.param("/app/a%3Fb", "/app/a?b", id="an encoded ? stays in the path"),
+    pytest.param("/app/a%23b", "/app/a#b", id="an encoded # stays in the path"),
+])
+def test_sign_in_returns_to_the_exact_path_asked_for(gw, path, upstream_path):
+    browser = gw.browser()
+    back = browser.callback(browser.sign_in_at_idp(browser.start(path + "?x=1")))
+    assert back.headers["Location"] == PUBLIC + path + "?x=1"
+    browser.get(back.headers["Location"])
+    environ = gw.upstream.environ
+    assert environ["PATH_INFO"].encode("latin-1").decode() == upstream_path
+    assert environ["QUERY_STRING"] == "x=1"

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import threading
 from types import MappingProxyType
+from urllib.parse import quote
 
 from cachetools import LRUCache
 
@@ -72,7 +73,10 @@ class OidcLoginAuthenticator:
         """Raise the redirect to sign in for a navigation; return for a script (401)."""
         if self.flow.wants_page(request):
             query = request.query_string.decode("latin-1")
-            raise self.flow.start(request, request.path + (f"?{query}" if query else ""))
+            # the path as a URL again: a decoded "?", "#" or non-ASCII letter would send the
+            # person elsewhere (or home) after sign-in
+            path = quote(request.path, safe="/!$&'()*+,;=:@")
+            raise self.flow.start(request, path + (f"?{query}" if query else ""))
 
     def identity(self, session: Session) -> Identity:
         claims, provider = session.claims, self.provider
