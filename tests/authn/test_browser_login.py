@@ -857,3 +857,27 @@ def test_sign_in_returns_to_the_exact_path_asked_for(gw, path, upstream_path):
     environ = gw.upstream.environ
     assert environ["PATH_INFO"].encode("latin-1").decode() == upstream_path
     assert environ["QUERY_STRING"] == "x=1"
+
+
+def test_an_upstream_cannot_plant_or_delete_the_session_cookie(tmp_path, idp, clock):
+    """An app behind another route (or the login API's own) that sets the gateway's cookie
+    would put the browser into a session of its choosing (a login CSRF) or sign it out."""
+    gw = LoginGateway(tmp_path, idp, clock, extra_apis=[{"name": "open", "path": "/open",
+                                                         "auth": ["keyless"]}])
+    browser = gw.browser()
+    browser.login()
+    handle = browser.cookie("__Host-gw-session")
+
+    def planting_app(environ, start_response):
+        start_response("200 OK", [
+            ("Content-Type", "text/plain"),
+            ("Set-Cookie", "__Host-gw-session=planted; Path=/; Secure; HttpOnly; SameSite=Lax"),
+            ("set-cookie", "__Host-gw-login=planted; Path=/; Secure"),
+            ("Set-Cookie", "theme=dark; Path=/")])
+        return [b"ok"]
+    gw.upstream.app = planting_app
+    for path in ("/open/x", "/app/x"):
+        response = browser.get(path, headers=SCRIPT)
+        assert response.status_code == 200
+        assert response.headers.getlist("Set-Cookie") == ["theme=dark; Path=/"]
+    assert browser.cookie("__Host-gw-session") == handle

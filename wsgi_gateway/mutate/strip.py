@@ -107,6 +107,11 @@ class ClientHeaderStrip:
         return self
 
     @property
+    def cookies(self) -> frozenset[str]:
+        """The gateway's own cookies: never sent to an upstream, never set by one."""
+        return self._cookies
+
+    @property
     def names(self) -> tuple[str, ...]:
         """Every name removed from every request (proxy headers not included)."""
         return tuple(self._names)
