@@ -17,6 +17,7 @@ from wsgi_gateway.authn.oidc_login.client import OidcClient
 from wsgi_gateway.authn.oidc_login.login import LoginFlow
 from wsgi_gateway.authn.oidc_login.sealing import Sealer
 from wsgi_gateway.authn.oidc_login.sessions import BrowserSessions
+from wsgi_gateway.middleware import mutate as mutate_mw
 from wsgi_gateway.mutate.strip import ClientHeaderStrip
 
 
@@ -136,6 +137,9 @@ MUTANTS = [
     pytest.param(lambda mp, gw, idp: mp.setattr(ClientHeaderStrip, "add_cookies", lambda self, n: None),
                  "test_the_session_cookies_never_reach_another_upstream",
                  id="session cookie passed to other upstreams"),
+    pytest.param(lambda mp, gw, idp: mp.setattr(mutate_mw, "_without_set_cookies", lambda s, n: s),
+                 "test_an_upstream_cannot_plant_or_delete_the_session_cookie",
+                 id="an upstream sets the session cookie"),
 ]
 
 # arguments for parametrized attack tests: the case the mutant must break
