@@ -881,3 +881,22 @@ def test_an_upstream_cannot_plant_or_delete_the_session_cookie(tmp_path, idp, cl
         assert response.status_code == 200
         assert response.headers.getlist("Set-Cookie") == ["theme=dark; Path=/"]
     assert browser.cookie("__Host-gw-session") == handle
+
+
+@pytest.mark.parametrize("status", [
+    pytest.param(429, id="rate limited (an OAuth error body)"),
+    pytest.param(400, id="400 server_error"),
+])
+def test_a_provider_error_that_is_not_a_refusal_keeps_the_session(gw, idp, clock, status):
+    """Only a refusal of the grant (invalid_grant and the other RFC 6749 §5.2 codes) ends a
+    session; a rate limit or server_error at the token endpoint is an outage (Auth0
+    answers 429 with {"error": "too_many_requests"}): every refresh in it ended a session."""
+    browser = gw.browser()
+    browser.login()
+    idp.set_status(status, paths=["/token"])  # body {"error": "server_error"}
+    clock.advance(idp.token_ttl - 30)  # refresh due, the token still valid
+    assert browser.get("/app/x", headers=SCRIPT).status_code == 200
+    idp.set_status(None)
+    clock.advance(1.01)
+    assert browser.get("/app/x", headers=SCRIPT).status_code == 200
+    assert idp.login.counts["refresh"] == 1
