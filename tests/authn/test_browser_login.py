@@ -640,6 +640,8 @@ def test_forwarding_is_off_by_default_and_a_client_authorization_never_passes(tm
     pytest.param({"pending_max": 50}, "pending_max", id="too many pending logins"),
     pytest.param({"cache_ttl": "5s"}, "cache_ttl", id="worker copy longer than a second"),
     pytest.param({"session_idle": "2d"}, "session_idle", id="idle above absolute"),
+    pytest.param({"session_idle": "10m", "touch_interval": "10m"}, "touch_interval",
+                 id="last use written no more often than the idle timeout"),
     pytest.param({"extra_params": {"state": "x"}}, "extra_params", id="extra_params sets state"),
     pytest.param({"extra_params": {"code_verifier": "x" * 50}}, "extra_params",
                  id="extra_params sets code_verifier"),

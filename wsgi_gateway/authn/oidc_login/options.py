@@ -123,6 +123,10 @@ class OidcLoginOptions:
             raise ValueError("refresh_lease must be longer than http_timeout")
         if not 0 < self.session_idle <= self.session_absolute:
             raise ValueError("need 0 < session_idle <= session_absolute")
+        if not 0 < self.touch_interval < self.session_idle:
+            # the last use is written this often: at or above session_idle, sessions in use
+            # would time out as idle
+            raise ValueError("touch_interval must be shorter than session_idle")
         for url in (self.authorization_endpoint, self.token_endpoint, self.userinfo_endpoint,
                     self.end_session_endpoint, self.revocation_endpoint):
             if url is not None:
