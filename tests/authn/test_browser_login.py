@@ -902,3 +902,20 @@ def test_a_provider_error_that_is_not_a_refusal_keeps_the_session(gw, idp, clock
     clock.advance(1.01)
     assert browser.get("/app/x", headers=SCRIPT).status_code == 200
     assert idp.login.counts["refresh"] == 1
+
+
+@pytest.mark.parametrize("header", [
+    pytest.param({"Sec-Purpose": "prefetch"}, id="Sec-Purpose prefetch (Chrome)"),
+    pytest.param({"Sec-Purpose": "prefetch;prerender"}, id="Sec-Purpose prerender"),
+    pytest.param({"Purpose": "prefetch"}, id="Purpose prefetch"),
+    pytest.param({"X-Moz": "prefetch"}, id="X-Moz prefetch (Firefox)"),
+])
+def test_a_prefetched_logout_link_does_not_sign_out(gw, header):
+    """A browser prefetches or prerenders same-origin links (speculation rules, link
+    prefetch): a logout link on a page must not end the session before it is clicked."""
+    browser = gw.browser()
+    browser.login()
+    response = browser.get(ROUTES + "logout", headers={**NAV, "Sec-Fetch-Site": "same-origin",
+                                                       **header})
+    assert response.status_code >= 400 and "Set-Cookie" not in response.headers
+    assert browser.get("/app/x", headers=SCRIPT).status_code == 200

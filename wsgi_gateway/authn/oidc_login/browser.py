@@ -42,6 +42,14 @@ def is_navigation(request, script_header: str | None = None) -> bool:
     return "text/html" in headers.get("Accept", "")
 
 
+def is_prefetch(request) -> bool:
+    """True for a speculative load (link prefetch, speculation rules, prerender): the
+    person has not followed the link yet."""
+    headers = request.headers
+    return (headers.get("Sec-Purpose", "").startswith("prefetch")
+            or "prefetch" in (headers.get("Purpose", ""), headers.get("X-Moz", "")))
+
+
 def safe_return_to(target: str | None, origin: str, allowed: Iterable[str] = ()) -> str:
     """``target`` when it stays on this gateway (an absolute one rebuilt from its checked
     origin and path), or an allowed origin; else ``/``."""

@@ -24,7 +24,7 @@ from werkzeug.wrappers import Request, Response
 
 from ...errors import StoreError
 from ..jwt.verify import TokenRejected
-from .browser import SAFE_METHODS, is_navigation, safe_return_to, same_origin
+from .browser import SAFE_METHODS, is_navigation, is_prefetch, safe_return_to, same_origin
 from .client import GrantRejected, OidcClient, ProviderUnavailable
 from .options import OidcLoginOptions
 from .pages import (
@@ -234,6 +234,9 @@ class LoginFlow:
                 or (request.method == "GET" and site in ("same-origin", "none"))):
             return error_response(CrossSiteRefused(
                 "sign out from this site's own pages").for_browser(True), None)
+        if is_prefetch(request):  # a logout link prefetched or prerendered, not clicked
+            return error_response(CrossSiteRefused(
+                "a prefetch cannot sign out").for_browser(True), None)
         o = self.options
         id_token = None
         try:
