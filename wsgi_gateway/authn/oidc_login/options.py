@@ -105,6 +105,11 @@ class OidcLoginOptions:
             raise ValueError(f"routes {self.routes!r} must look like /.gateway/oidc/")
         if self.cookie_name is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.cookie_name):
             raise ValueError("cookie_name: 1-64 of A-Z a-z 0-9 _ -")
+        if self.cookie_name and not self.secure_cookies and \
+                self.cookie_name.lower().startswith(("__host-", "__secure-")):
+            # browsers drop such a cookie without Secure: every sign-in would loop
+            raise ValueError(f"cookie_name {self.cookie_name}: the __Host-/__Secure- prefixes "
+                             "need secure_cookies")
         if not 1 <= self.pending_max <= 10:
             raise ValueError("pending_max must be within 1..10")
         if not 1 <= self.start_rate <= 10_000:
@@ -113,8 +118,15 @@ class OidcLoginOptions:
             raise ValueError("pending_ttl must be within 30s..1h")
         if not 0 < self.cache_ttl <= 1.0:
             raise ValueError("cache_ttl must be within (0, 1s]: a logout must land within a second")
+        if self.refresh_lease <= self.http_timeout:
+            # a second worker would refresh with the same (rotating) token: reuse, family revoked
+            raise ValueError("refresh_lease must be longer than http_timeout")
         if not 0 < self.session_idle <= self.session_absolute:
             raise ValueError("need 0 < session_idle <= session_absolute")
+        if not 0 < self.touch_interval < self.session_idle:
+            # the last use is written this often: at or above session_idle, sessions in use
+            # would time out as idle
+            raise ValueError("touch_interval must be shorter than session_idle")
         for url in (self.authorization_endpoint, self.token_endpoint, self.userinfo_endpoint,
                     self.end_session_endpoint, self.revocation_endpoint):
             if url is not None:
@@ -123,7 +135,9 @@ class OidcLoginOptions:
             if origin_of(origin) != origin.rstrip("/").lower():
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
         reserved = {"state", "nonce", "code_challenge", "code_challenge_method", "redirect_uri",
-                    "client_id", "response_type", "scope"}
+                    "client_id", "response_type", "scope",
+                    "code_verifier",   # a second value for authlib's own argument: a 500 per sign-in
+                    "response_mode"}   # the callback is a GET with a query (form_post never lands)
         if reserved.intersection(self.extra_params):
             raise ValueError(f"extra_params may not set {', '.join(sorted(reserved))}")
 
