@@ -3,7 +3,10 @@
 #   bash contrib/run.sh demo    # the demo gateway on http://127.0.0.1:8000
 #   bash contrib/run.sh test    # the whole test suite (pytest arguments may follow)
 #   bash contrib/run.sh jwt-demo  # the JWT demo: a throwaway IdP on :9000, the gateway on :8000
-# Creates .venv (Python >= 3.11) with the package and its test extras, and installs
+#   bash contrib/run.sh docs    # the documentation site on http://127.0.0.1:8001 (build: docs build)
+# `test` first builds the documentation with `mkdocs build --strict`: a broken link, a
+# missing page or a stale generated reference fails it.
+# Creates .venv (Python >= 3.11) with the package and its test and docs extras, and installs
 # memcached from Debian's packages when it is missing (the tests start their own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +14,8 @@ cd "$(dirname "$0")/.."
 command_name=${1:-}
 shift || true
 case "$command_name" in
-  demo|jwt-demo|test|setup) ;;
-  *) echo "usage: bash contrib/run.sh demo|jwt-demo|test|setup [pytest args...]" >&2; exit 64 ;;
+  demo|jwt-demo|test|docs|setup) ;;
+  *) echo "usage: bash contrib/run.sh demo|jwt-demo|test|docs|setup [pytest args...]" >&2; exit 64 ;;
 esac
 
 python=${PYTHON:-python3}
@@ -28,7 +31,7 @@ stamp=.venv/.wsgi-gateway-installed
 want=$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[test,fast-cel]'
+  .venv/bin/python -m pip install --quiet -e '.[test,fast-cel,docs]'
   echo "$want" > "$stamp"
 fi
 
@@ -48,6 +51,11 @@ case "$command_name" in
     trap 'kill $idp_pid 2>/dev/null' EXIT
     sleep 1
     .venv/bin/wsgi-gateway serve -c conf/jwt-demo.yaml "$@" ;;
-  test) exec .venv/bin/python -m pytest "$@" ;;
+  test)
+    .venv/bin/python -m mkdocs build --strict --quiet
+    exec .venv/bin/python -m pytest "$@" ;;
+  docs)
+    if [ "${1:-}" = build ]; then exec .venv/bin/python -m mkdocs build --strict; fi
+    exec .venv/bin/python -m mkdocs serve --strict -a 127.0.0.1:8001 "$@" ;;
   setup) echo "ready: .venv/bin/wsgi-gateway --help" ;;
 esac
