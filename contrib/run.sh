@@ -5,7 +5,8 @@
 #   bash contrib/run.sh jwt-demo  # the JWT demo: a throwaway IdP on :9000, the gateway on :8000
 #   bash contrib/run.sh docs    # the documentation site on http://127.0.0.1:8001 (build: docs build)
 # `test` first builds the documentation with `mkdocs build --strict`: a broken link, a
-# missing page or a stale generated reference fails it.
+# missing page or a stale generated reference fails it. (Never add --quiet: it hides the
+# warnings from --strict, which then passes a broken site; seen with MkDocs 1.6.)
 # Creates .venv (Python >= 3.11) with the package and its test and docs extras, and installs
 # memcached from Debian's packages when it is missing (the tests start their own).
 set -euo pipefail
@@ -52,7 +53,7 @@ case "$command_name" in
     sleep 1
     .venv/bin/wsgi-gateway serve -c conf/jwt-demo.yaml "$@" ;;
   test)
-    .venv/bin/python -m mkdocs build --strict --quiet
+    .venv/bin/python -m mkdocs build --strict
     exec .venv/bin/python -m pytest "$@" ;;
   docs)
     if [ "${1:-}" = build ]; then exec .venv/bin/python -m mkdocs build --strict; fi
