@@ -326,12 +326,13 @@ class CelConfig:
     engine: Literal["cel-python", "cel-cpp"] = "cel-python"
     """cel-python, or cel-cpp (pip install 'wsgi-gateway[fast-cel]')."""
     cost_limit: int = 2_000_000
-    """The largest static worst-case cost a rule may have, estimated at load from the
-    declared input bounds; a rule over it is refused with file:line.
+    """The largest static worst-case cost a rule may have (Kubernetes-style units: 1 per
+    node, 0.1 per character, 1 per list element), estimated at load from the declared
+    input bounds; a rule over it is refused with file:line.
     """
     timeout: float = _duration(default=0.5)
-    """Run-time bound of one cel-python evaluation (cel-cpp cannot be interrupted: the
-    static cost is its bound).
+    """Run-time bound of one cel-python evaluation, read at every comprehension step
+    (cel-cpp cannot be interrupted from Python: the static cost is its bound).
     """
 
     def __post_init__(self) -> None:
