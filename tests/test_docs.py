@@ -6,12 +6,15 @@ code generates, and the site builds with ``mkdocs build --strict``.
 from __future__ import annotations
 
 import importlib
+import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from contrib import docs_reference as ref
+from wsgi_gateway.serve import check
 from wsgi_gateway.policy.variables import DECLARED, DESCRIBED
 
 KEYS = list(ref.keys())
@@ -90,3 +93,43 @@ def test_the_site_builds_strictly(tmp_path):
         cwd=ref.REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "site" / "reference" / "configuration" / "index.html").is_file()
+
+
+def _yaml_blocks(folder: str):
+    for page in sorted((ref.REPO / "docs" / folder).glob("*.md")):
+        blocks = re.findall(r"```yaml\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+        rule_files = {m[1]: b for b in blocks if (m := re.match(r"# (rules/[\w.-]+\.yaml)\n", b))}
+        for i, block in enumerate(blocks):
+            if "providers:" in block:
+                yield pytest.param(block, rule_files, id=f"{page.name}[{i}]")
+
+
+@pytest.mark.parametrize("block, rule_files", list(_yaml_blocks("recipes")))
+def test_every_recipe_config_passes_check(block, rule_files, tmp_path):
+    """The "exact config" of each provider recipe passes ``wsgi-gateway check`` (loaded and
+    built, its rule files compiled), with the shipped rules and those the page writes."""
+    shutil.copytree(ref.REPO / "rules", tmp_path / "rules")
+    for example in (ref.REPO / "contrib" / "examples").glob("*/rules.yaml"):  # as from the top
+        copy = tmp_path / example.relative_to(ref.REPO)
+        copy.parent.mkdir(parents=True)
+        shutil.copy(example, copy)
+    for name, text in rule_files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    path = tmp_path / "recipe.yaml"
+    path.write_text(block, encoding="utf-8")
+    warnings: list[str] = []
+    config = check(path, "contrib.demo.echo:app", warn=warnings.append)  # as --app would
+    assert config.providers and config.apis
+    assert not warnings, warnings
+
+
+def _python_blocks():
+    for page in sorted((ref.REPO / "docs" / "python").glob("*.md")):
+        for i, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)):
+            if "assert " in block:  # a block with assertions is a runnable example
+                yield pytest.param(block, id=f"{page.name}[{i}]")
+
+
+@pytest.mark.parametrize("block", list(_python_blocks()))
+def test_runnable_python_examples_in_the_docs_run(block):
+    exec(compile(block, "<docs example>", "exec"), {"__name__": "docs_example"})
