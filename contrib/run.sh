@@ -5,9 +5,13 @@
 #   bash contrib/run.sh jwt-demo  # the JWT demo: a throwaway IdP on :9000, the gateway on :8000
 #   bash contrib/run.sh browser-demo  # browser login: memcached on :11311, a throwaway IdP
 #                                     # with a login form on :9001, the gateway on :8000
-# Creates .venv (Python >= 3.11) with the package and its test extras, and installs
+#   bash contrib/run.sh docs    # the documentation site on http://127.0.0.1:8001 (build: docs build)
+# `test` first builds the documentation with `mkdocs build --strict`: a broken link, a
+# missing page or a stale generated reference fails it. (Never add --quiet: it hides the
+# warnings from --strict, which then passes a broken site; seen with MkDocs 1.6.)
+# Creates .venv (Python >= 3.11) with the package and its test and docs extras, and installs
 # memcached from Debian's packages when it is missing (the tests start their own); for
-# `test` also chromium (the browser-login test drives it with Playwright) and npm's
+# `test` also chromium (the browser-login test drives it with Playwright), promtool, and npm's
 # oidc-provider into ~/.cache/wsgi-gateway (the OpenID Certified provider the tests run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +19,8 @@ cd "$(dirname "$0")/.."
 command_name=${1:-}
 shift || true
 case "$command_name" in
-  demo|jwt-demo|browser-demo|test|setup) ;;
-  *) echo "usage: bash contrib/run.sh demo|jwt-demo|browser-demo|test|setup [pytest args...]" >&2; exit 64 ;;
+  demo|jwt-demo|browser-demo|test|docs|setup) ;;
+  *) echo "usage: bash contrib/run.sh demo|jwt-demo|browser-demo|test|docs|setup [pytest args...]" >&2; exit 64 ;;
 esac
 
 python=${PYTHON:-python3}
@@ -32,7 +36,7 @@ stamp=.venv/.wsgi-gateway-installed
 want=$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[test,fast-cel]'
+  .venv/bin/python -m pip install --quiet -e '.[test,fast-cel,docs]'
   echo "$want" > "$stamp"
 fi
 
@@ -92,6 +96,11 @@ case "$command_name" in
     sleep 1
     echo "open http://127.0.0.1:8000/dashboard and sign in as alice / alice-password" >&2
     .venv/bin/wsgi-gateway serve -c conf/browser-demo.yaml "$@" ;;
-  test) exec .venv/bin/python -m pytest "$@" ;;
+  test)
+    .venv/bin/python -m mkdocs build --strict
+    exec .venv/bin/python -m pytest "$@" ;;
+  docs)
+    if [ "${1:-}" = build ]; then exec .venv/bin/python -m mkdocs build --strict; fi
+    exec .venv/bin/python -m mkdocs serve --strict -a 127.0.0.1:8001 "$@" ;;
   setup) echo "ready: .venv/bin/wsgi-gateway --help" ;;
 esac
