@@ -153,6 +153,26 @@ def test_off_by_default_and_never_imported(tmp_path, monkeypatch):
     assert out.stdout.split() == ["None", "False", "False"]
 
 
+def test_without_the_extra_start_up_stops_naming_it(tmp_path, monkeypatch):
+    """The [otel] extra missing: a ConfigError naming the file and the extra, no
+    traceback. Blocking the import in a child interpreter is the only way to lose an
+    installed package for real without uninstalling it."""
+    import subprocess
+
+    for key, value in SECRET_ENV.items():
+        monkeypatch.setenv(key, value)
+    config = observed_config(tmp_path, None)
+    config["tracing"] = {"otel": ON}
+    path = write(tmp_path, config)
+    code = ("import sys; sys.modules['opentelemetry'] = None\n"
+            "from wsgi_gateway import build_app, load_config\n"
+            "from wsgi_gateway.errors import ConfigError\n"
+            f"try:\n    build_app(load_config({str(path)!r}))\n"
+            "except ConfigError as err:\n    print(err)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert f"{path}: tracing.otel: needs the [otel] extra" in out.stdout
+
+
 @pytest.mark.parametrize("otel, message", [
     pytest.param({"enabled": True, "exporter": "zipkin"}, "tracing.otel.exporter: expected one of",
                  id="unknown exporter"),
