@@ -161,7 +161,8 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
                               allow=TrustedProxies(config.metrics.allow),
                               directory=observer.metrics.directory, flush=observer.flush)
     if config.tracing.enabled:
-        ops = TraceMiddleware(ops, trusted=trusted)
+        otel = config.tracing.otel
+        ops = TraceMiddleware(ops, trusted=trusted, sample=otel.sample if otel.enabled else 0.0)
     trust_id = {"always": True, "never": False}.get(config.request_id.trust_incoming, trusted)
     stack = RequestContextMiddleware(
         ops, request_id_header=config.request_id.header,

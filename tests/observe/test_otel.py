@@ -126,14 +126,26 @@ def test_attributes_are_bounded_and_free_of_secrets(traced, method, auth, status
 
 @pytest.mark.parametrize("otel, traceparent, recorded", [
     pytest.param({"sample": 0.0}, None, False, id="sample 0: a new trace is not recorded"),
+    pytest.param({"sample": 1.0}, None, True, id="sample 1: every new trace"),
     pytest.param({"sample": 0.0}, PARENT, True, id="a trusted caller's sampled flag wins"),
     pytest.param({"sample": 1.0}, PARENT[:-2] + "00", False, id="a trusted caller's unsampled flag"),
 ])
 def test_sampling(traced, otel, traceparent, recorded):
-    client, spans, _audit, _upstream = traced({**ON, **otel})
+    """What is recorded is what the upstream is told (its traceparent's flags)."""
+    client, spans, _audit, upstream = traced({**ON, **otel})
     headers = {"Authorization": f"Bearer {mint()}", **({"traceparent": traceparent} if traceparent else {})}
     client.get("/api/orders", headers=headers, environ_base={"REMOTE_ADDR": "10.0.0.1"})
     assert len(spans()) == (1 + len(STAGES) if recorded else 0)
+    assert upstream.environ["HTTP_TRACEPARENT"].endswith("-01" if recorded else "-00")
+
+
+def test_new_traces_are_sampled_by_share():
+    from wsgi_gateway.observe.trace import start_trace
+
+    ids = iter(f"{i:032x}" if n == 16 else "00f067aa0ba902b7" for i in range(0, 1 << 64, 1 << 58)
+               for n in (16, 8))
+    flags = [start_trace({}, False, new_id=lambda n: next(ids), sample=0.25).flags for _ in range(64)]
+    assert flags.count("01") == 16  # the low 64 bits below a quarter of their range
 
 
 def test_off_by_default_and_never_imported(tmp_path, monkeypatch):

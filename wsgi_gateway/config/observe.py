@@ -136,8 +136,8 @@ class OtelConfig:
     service_name: str = "wsgi-gateway"
     """The `service.name` resource attribute. Default `wsgi-gateway`."""
     sample: float = 1.0
-    """The share of new traces recorded (by trace ID); a trusted caller's sampled flag
-    decides for its trace. Default `1.0`."""
+    """The share of new traces recorded (by trace ID); those go upstream flagged sampled
+    (`-01`), the others `-00`. A trusted caller's flag decides for its trace. Default `1.0`."""
 
     def __post_init__(self):
         if not 0.0 <= self.sample <= 1.0:

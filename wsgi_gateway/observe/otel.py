@@ -31,7 +31,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class Spans:
                 return
             provider = TracerProvider(resource=Resource.create({"service.name": self.config.service_name}),
                                       id_generator=self._ids, shutdown_on_exit=True,
-                                      sampler=ParentBased(TraceIdRatioBased(self.config.sample)))
+                                      sampler=ParentBased(ALWAYS_ON))  # new traces: trace.py decided
             exporter = self.make_exporter(self.config)
             if exporter is not None:
                 provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -120,6 +120,8 @@ class Spans:
             self._start()
         to_ns = time.time_ns() - int(time.perf_counter() * 1e9)  # perf_counter → epoch ns
         parent = None
+        if trace.parent_id is None and trace.flags == "00":
+            return  # a new trace left unsampled (tracing.otel.sample): the upstream was told so
         if trace.parent_id is not None:
             parent = otel_trace.set_span_in_context(NonRecordingSpan(SpanContext(
                 int(trace.trace_id, 16), int(trace.parent_id, 16), is_remote=True,
