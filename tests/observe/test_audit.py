@@ -225,3 +225,29 @@ def test_the_line_is_json_for_any_path(gateway, path):
     [line] = lines()
     assert line["path"] == path.encode().decode("latin-1")  # PATH_INFO, as WSGI gives it
     assert line["decision"] == "deny"
+
+
+@pytest.mark.e2e
+def test_a_stopping_worker_writes_its_batch(tmp_path, memcached):
+    """Real gunicorn: lines waiting in a batch (a 60 s interval here, so only the exit
+    can write them) reach the file when the workers stop."""
+    import requests
+
+    from tests.support.gateways import SECRET_ENV
+    from tests.support.processes import GatewayProcess
+
+    config = observed_config(tmp_path, memcached.address, audit={"flush_interval": "60s"})
+    config["metrics"]["enabled"] = False
+    process = GatewayProcess(write(tmp_path, config), workers=2, env=SECRET_ENV).start()
+    try:
+        token = mint(sub="exiting")
+        for _ in range(3):
+            response = requests.delete(process.url + "/api/x", timeout=10,
+                                       headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 403
+        path = tmp_path / "audit.jsonl"
+        assert not (path.exists() and path.read_text())  # still waiting
+    finally:
+        process.stop()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["decision"] for line in lines] == ["deny"] * 3
