@@ -265,9 +265,9 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     app = Limits(app, limiter=limiter)
     app = Rules(app, rules=rules, challenges=challenges)
     if config.sessions.enabled:
-        sessions = build.shared("sessions", lambda: Sessions(build.store, config.sessions,
-                                                             clock=build.clock,
-                                                             on_failure=config.store.on_failure))
+        sessions = build.shared("sessions", lambda: Sessions(
+            build.store, config.sessions, clock=build.clock, on_failure=config.store.on_failure,
+            create_on_read=config.limits.quota_renewal == "first_use"))
         app = SessionLayer(app, sessions=sessions, header=config.sessions.header,
                            challenges=challenges)
     identity_from = None
