@@ -24,3 +24,12 @@ limit_request_fields = 100
 control_socket_disable = True
 # X-Forwarded-* is trusted only from these proxy addresses (comma-separated).
 forwarded_allow_ips = os.environ.get("GATEWAY_TRUSTED_PROXIES", "127.0.0.1")
+
+
+def post_worker_init(worker):
+    """Once the worker has built the gateway: freeze its start-up heap out of the garbage
+    collector's walks and raise the young-generation threshold (wsgi_gateway/runtime.py:
+    full collections had stalled requests for 57-85 ms)."""
+    from wsgi_gateway.runtime import tune_gc
+
+    tune_gc()

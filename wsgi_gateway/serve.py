@@ -28,6 +28,7 @@ from .config import GatewayConfig
 from .config import load_config as load_gateway_config
 from .errors import ConfigError
 from .logs import configure_logging, gunicorn_logconfig
+from .runtime import tune_gc
 
 log = logging.getLogger("wsgi_gateway")
 
@@ -132,6 +133,7 @@ class GatewayApplication(BaseApplication):
         log_failure_modes(self.gateway_config.store)
         gateway = build_app(self.gateway_config, rule_files=self.rule_files)
         gateway.warm()
+        tune_gc()  # after the build: what the worker holds from now on is never walked again
         return gateway
 
 

@@ -41,3 +41,19 @@ def test_header_presence_rule_is_memoised_and_still_right(tmp_path, engine):
     # one memo entry per distinct x-tenant value (acme, globex, absent): other headers
     # and paths do not defeat it (white-box: the memo is the thing under test)
     assert len(ruleset._memo) == 3
+
+
+@pytest.mark.parametrize("engine", ["cel-python", "cel-cpp"])
+def test_a_request_only_rule_is_shared_by_every_identity(tmp_path, engine):
+    """Issue 15: the memo was keyed per token, so every new identity re-ran a rule that
+    reads only the request. A rule that also reads the token stays per identity."""
+    (tmp_path / "r.yaml").write_text(
+        'allow: [{when: "request.method in [\'GET\', \'HEAD\']"}]\n'
+        'deny: [{when: "request.method == \'GET\' && claims.sub == \'mallory\'", reason: "no"}]\n')
+    ruleset = CelRuleSet(load_rule_file(tmp_path / "r.yaml", get_engine(engine)), get_engine(engine),
+                         "api", MappingProxyType({"basic": PolicyConfig()}), default_policy="basic")
+    for sub in ("ann", "bob", "cy", "mallory"):
+        identity = case_identity({"claims": {"sub": sub}}, {})
+        assert decide(ruleset, identity, {"method": "GET", "path": "/x"}).allowed is (sub != "mallory")
+    # the allow rule: one entry for GET whoever asks; the deny rule: one per identity
+    assert len(ruleset._memo) == 1 + 4

@@ -386,19 +386,23 @@ class _Runner:
         return outcome
 
     def _memo_key(self, rule: Rule, key: str):
-        """The exact inputs the rule reads, when they are all known and hashable."""
+        """The exact inputs the rule reads, when they are all known and hashable; the
+        token part's id only when the rule reads the token too, so a rule reading only
+        the request is shared by every identity (a new identity does not re-run it)."""
         values = []
+        per_token = False
         for ref in rule.program.references:
             root, _, rest = ref.partition(".")
             if root in TOKEN_ROOTS:
-                continue  # fixed by the token part
+                per_token = True  # fixed by the token part
+                continue
             if root == "now" or not rest:
                 return None
             value = self.request.lookup(root, rest)
             if value is _UNSET:
                 return None
             values.append(value)
-        return (self.part.memo_id, key, tuple(values))
+        return (self.part.memo_id if per_token else None, key, tuple(values))
 
 
 def _memo_value(value: Any) -> Any:
