@@ -28,8 +28,15 @@ forwarded_allow_ips = os.environ.get("GATEWAY_TRUSTED_PROXIES", "127.0.0.1")
 
 def post_worker_init(worker):
     """Once the worker has built the gateway: freeze its start-up heap out of the garbage
-    collector's walks and raise the young-generation threshold (wsgi_gateway/runtime.py:
-    full collections had stalled requests for 57-85 ms)."""
+    collector's walks; full collections then run only from post_request below
+    (wsgi_gateway/runtime.py: they had stalled requests for 57-85 ms)."""
     from wsgi_gateway.runtime import tune_gc
 
     tune_gc()
+
+
+def post_request(worker, req, environ, resp):
+    """Every 100 requests, after the response: a full collection of what is not frozen."""
+    from wsgi_gateway.runtime import after_request
+
+    after_request()

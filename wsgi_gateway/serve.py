@@ -28,7 +28,7 @@ from .config import GatewayConfig
 from .config import load_config as load_gateway_config
 from .errors import ConfigError
 from .logs import configure_logging, gunicorn_logconfig
-from .runtime import tune_gc
+from .runtime import after_request, tune_gc
 
 log = logging.getLogger("wsgi_gateway")
 
@@ -38,6 +38,7 @@ DEFAULT_SERVER: Mapping[str, Any] = {
     # gunicorn 25+ opens a control socket at one fixed path per user; two gateways on a
     # host would fight over it. Opt in with control_socket_disable: false and a path.
     "control_socket_disable": True,
+    "post_request": after_request,  # bounded full collections (wsgi_gateway/runtime.py)
 }
 
 

@@ -4,6 +4,7 @@ waits on (a round trip) and the commands in it."""
 
 from __future__ import annotations
 
+import json
 import selectors
 import socket
 import threading
@@ -169,3 +170,27 @@ def memcached_keys(memcached) -> list[str]:
         if line.startswith("key="):
             keys.append(unquote(line.split()[0][4:]))
     return keys
+
+
+def test_a_new_session_is_written_once_with_its_policies(in_process, memcached):
+    """Issue 15: a new identity's record was added with no policies, then rewritten by
+    the touch right after (and each counter took an ``add`` after a missed ``incr``)."""
+    g = in_process(gateway_config(memcached.address,
+                                  policies={"basic": {"rate": "1000/60s", "quota": "5000/1d"}}))
+    client = memcached_client(memcached)
+
+    def sets() -> int:
+        return int(client.stats()[b"cmd_set"])
+
+    before = sets()
+    for number in range(4):
+        assert g.get(mint(sub=f"fresh-{number}")).status_code == 200
+    assert sets() - before == 4  # one record each; counters are created by their increment
+    before = sets()
+    token = mint(sub="fresh-0")
+    for _ in range(10):
+        assert g.get(token).status_code == 200
+    assert sets() - before == 0  # nothing until touch_interval or the policies change
+    records = [k for k in memcached_keys(memcached) if ":sess:" in k]
+    assert len(records) == 4
+    assert all(json.loads(client.get(k))["policies"] == ["basic"] for k in records)
