@@ -53,7 +53,14 @@ class Outcome:
         return self.error is None and self.value is True
 
     def describe(self) -> str:
-        return f"error: {self.error}" if self.error else cel_text(self.value)
+        """The outcome as the decision trail shows it, formatted once per outcome (the
+        token cache and the memo share outcomes across requests: formatting every time
+        was a fifth of a warm request)."""
+        text = self.__dict__.get("_text")
+        if text is None:
+            text = f"error: {self.error}" if self.error else cel_text(self.value)
+            object.__setattr__(self, "_text", text)
+        return text
 
 
 @dataclass
