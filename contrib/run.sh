@@ -3,16 +3,31 @@
 #   bash contrib/run.sh demo    # the demo gateway on http://127.0.0.1:8000
 #   bash contrib/run.sh test    # the whole test suite (pytest arguments may follow)
 #   bash contrib/run.sh jwt-demo  # the JWT demo: a throwaway IdP on :9000, the gateway on :8000
+#   bash contrib/run.sh browser-demo  # browser login: memcached on :11311, a throwaway IdP
+#                                     # with a login form on :9001, the gateway on :8000
 # Creates .venv (Python >= 3.11) with the package and its test extras, and installs
-# memcached from Debian's packages when it is missing (the tests start their own).
+# memcached from Debian's packages when it is missing (the tests start their own); for
+# `test` also chromium (the browser-login test drives it with Playwright) and npm's
+# oidc-provider into ~/.cache/wsgi-gateway (the OpenID Certified provider the tests run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command_name=${1:-}
 shift || true
+if [ "$command_name" = test ] && ! command -v promtool >/dev/null 2>&1; then
+  # the metrics test checks the exposition with promtool (Debian's prometheus package;
+  # it brings a server too, which is never started)
+  echo "installing promtool (Debian's prometheus package)" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  { $sudo_cmd apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
+    echo "promtool could not be installed: the promtool test will skip and say so" >&2
+fi
+
 case "$command_name" in
-  demo|jwt-demo|test|setup) ;;
-  *) echo "usage: bash contrib/run.sh demo|jwt-demo|test|setup [pytest args...]" >&2; exit 64 ;;
+  demo|jwt-demo|browser-demo|test|setup) ;;
+  *) echo "usage: bash contrib/run.sh demo|jwt-demo|browser-demo|test|setup [pytest args...]" >&2; exit 64 ;;
 esac
 
 python=${PYTHON:-python3}
@@ -32,12 +47,30 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-if [ "$command_name" = test ] && ! command -v memcached >/dev/null 2>&1 && [ ! -x /usr/bin/memcached ]; then
-  echo "installing memcached from Debian's packages" >&2
+apt_install() {  # Debian packages, installed only when missing
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  echo "installing $* from Debian's packages" >&2
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq memcached >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "$@" >/dev/null
+}
+
+if [ "$command_name" = test ] || [ "$command_name" = browser-demo ]; then
+  if ! command -v memcached >/dev/null 2>&1 && [ ! -x /usr/bin/memcached ]; then
+    apt_install memcached
+  fi
+fi
+if [ "$command_name" = test ]; then
+  # the real-browser test: Debian's chromium, never a browser downloaded by Playwright
+  if [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium || echo "chromium could not be installed: the browser test will be skipped" >&2
+  fi
+  # the OpenID Certified provider: npm's oidc-provider under Node, cached
+  if command -v node >/dev/null 2>&1; then
+    .venv/bin/python -c 'from tests.support.node_idp import install; r = install(); print(r or "oidc-provider ready")' >&2 || true
+  else
+    echo "Node.js is missing: the oidc-provider tests will be skipped (apt-get install nodejs npm)" >&2
+  fi
 fi
 
 case "$command_name" in
@@ -48,6 +81,17 @@ case "$command_name" in
     trap 'kill $idp_pid 2>/dev/null' EXIT
     sleep 1
     .venv/bin/wsgi-gateway serve -c conf/jwt-demo.yaml "$@" ;;
+  browser-demo)
+    export WSGI_GATEWAY_SECRET_KEY=${WSGI_GATEWAY_SECRET_KEY:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')}
+    memcached_bin=$(command -v memcached || echo /usr/bin/memcached)
+    "$memcached_bin" -l 127.0.0.1 -p 11311 -m 64 -U 0 -u "$(id -un)" &
+    memcached_pid=$!
+    .venv/bin/python -m contrib.demo.browser_idp --port 9001 --gateway http://127.0.0.1:8000 &
+    idp_pid=$!
+    trap 'kill $idp_pid $memcached_pid 2>/dev/null' EXIT
+    sleep 1
+    echo "open http://127.0.0.1:8000/dashboard and sign in as alice / alice-password" >&2
+    .venv/bin/wsgi-gateway serve -c conf/browser-demo.yaml "$@" ;;
   test) exec .venv/bin/python -m pytest "$@" ;;
   setup) echo "ready: .venv/bin/wsgi-gateway --help" ;;
 esac

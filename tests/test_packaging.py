@@ -19,7 +19,7 @@ SETUP = configparser.ConfigParser()
 SETUP.read(REPO / "setup.cfg")
 
 # Declared on purpose without an import today; each says why (the README's Dependencies too).
-RESERVED = {"authlib": "OAuth2/OIDC client flows for browser login, a later release"}
+RESERVED: dict[str, str] = {}  # authlib is now the browser-login client (oidc_login)
 
 
 def _names(block: str) -> set[str]:

@@ -1,6 +1,6 @@
 """build_app: the gateway's middleware stack, assembled from config in one readable order.
 
-    RequestContext → Ops → Router → per API:
+    RequestContext → Trace → Metrics path → Ops → Router → per API:
         Authenticate → Sessions → Rules → Limits → LimitHeaders → Mutate → upstream
 
 LimitHeaders (only for rule files whose headers read `limits`) evaluates those headers
@@ -27,6 +27,9 @@ from .limits.sessions import Sessions
 from .middleware.limit_headers import LimitHeaders
 from .middleware.sessions import SessionLayer
 from .mutate.strip import ClientHeaderStrip, TrustedProxies
+from .observe import build_observer
+from .observe.endpoint import MetricsEndpoint, StageMark
+from .observe.trace import TraceMiddleware
 from .store import Store, build_store
 from .upstream import ReverseProxy, load_app
 
@@ -75,6 +78,7 @@ class Gateway:
         self.warnings: list[str] = []
         self.rule_files: dict = {}  # path -> compiled RuleFile
         self.resources: dict = {}   # what every API shares (key sets, ...), closed with it
+        self.observer = None        # metrics and the audit log (observe.Observer), or None
         self._stack = stack
 
     def __call__(self, environ, start_response):
@@ -99,6 +103,8 @@ class Gateway:
             if callable(close):
                 close()
         self.store.close()
+        if self.observer is not None:
+            self.observer.close()
         for api in self.apis.values():
             if api.proxy is not None:
                 api.proxy.pools.close()
@@ -144,11 +150,26 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
     proxies = _ready_proxies(apis)
     ops = OpsEndpoints(router, prefix=config.ops.prefix,
                        readiness=lambda: ready_reasons(build.store, authenticators, proxies))
+    flows = build.resources.get("oidc_login_flows")
+    if flows:  # browser login's reserved paths (login, callback, logout, ...)
+        from .authn.oidc_login.routes import LoginRoutes
+
+        ops = LoginRoutes(ops, flows=flows)
+    observer = build_observer(config, clock=clock)
+    if observer is not None and observer.metrics is not None:
+        ops = MetricsEndpoint(ops, path=config.ops.prefix + config.metrics.path,
+                              allow=TrustedProxies(config.metrics.allow),
+                              directory=observer.metrics.directory, flush=observer.flush)
+    if config.tracing.enabled:
+        ops = TraceMiddleware(ops, trusted=trusted)
     trust_id = {"always": True, "never": False}.get(config.request_id.trust_incoming, trusted)
     stack = RequestContextMiddleware(
         ops, request_id_header=config.request_id.header,
-        trust_incoming=trust_id, access_log=config.logging.access_log)
+        trust_incoming=trust_id, access_log=config.logging.access_log, observe=observer)
     gateway = Gateway(config, stack, build.store, apis, router)
+    gateway.observer = observer
+    if observer is not None and observer.metrics is not None:  # key sets, introspection
+        observer.metrics.sources = [r for r in build.resources.values() if hasattr(r, "fetch_stats")]
     gateway.warnings = warnings
     gateway.resources = build.resources
     gateway.rule_files = {k[1]: v for k, v in build.resources.items() if k[0] == "rules"}
@@ -259,20 +280,22 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     build.strip.add(injected)
     proxy = ReverseProxy(api.name, api.path, api.upstream) if api.upstream.kind == "url" else None
     # one code path decides what reaches the upstream, whatever the upstream is
-    app = Mutate(proxy or upstream, strip_auth=api.strip_auth, credentials=places, strip=build.strip)
+    mark = StageMark if config.metrics.enabled else (lambda app, stage: app)
+    app = mark(Mutate(proxy or upstream, strip_auth=api.strip_auth, credentials=places,
+                      strip=build.strip), "upstream")
     if getattr(rules, "reads_limits", False):  # header rules reading `limits`
         app = LimitHeaders(app, rules=rules)
-    app = Limits(app, limiter=limiter)
-    app = Rules(app, rules=rules, challenges=challenges)
+    app = mark(Limits(app, limiter=limiter), "limits")
+    app = mark(Rules(app, rules=rules, challenges=challenges), "rules")
     if config.sessions.enabled:
         sessions = build.shared("sessions", lambda: Sessions(
             build.store, config.sessions, clock=build.clock, on_failure=config.store.on_failure,
             create_on_read=config.limits.quota_renewal == "first_use"))
-        app = SessionLayer(app, sessions=sessions, header=config.sessions.header,
-                           challenges=challenges)
+        app = mark(SessionLayer(app, sessions=sessions, header=config.sessions.header,
+                                challenges=challenges), "sessions")
     identity_from = None
     if api.identity_from is not None:  # a method name in the config → that authenticator's id
         identity_from = authenticators[[m.method for m in api.auth].index(api.identity_from)].id
-    app = Authenticate(app, authenticators=authenticators, segregate_by_client=api.segregate_by_client,
-                       mode=api.auth_mode, identity_from=identity_from)
+    app = mark(Authenticate(app, authenticators=authenticators, segregate_by_client=api.segregate_by_client,
+                            mode=api.auth_mode, identity_from=identity_from), "authn")
     return app, ApiRuntime(api, tuple(authenticators), rules, proxy)

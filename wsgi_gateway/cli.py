@@ -1,4 +1,4 @@
-"""The wsgi-gateway command: serve, check, rules test, explain, sessions, keys, users.
+"""The wsgi-gateway command: serve, check, rules test, explain, replay, sessions, keys, users.
 
 Exit status: 0 done; 1 a test failed, a rule denies, or no such session or key; 2 bad
 arguments or config, or a command the configured store cannot carry out; 3 the store
@@ -126,7 +126,25 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--now", help="the value of `now`, RFC 3339 (default: the clock)")
     evaluate.add_argument("--engine", choices=["cel-python", "cel-cpp"], default="cel-python")
     evaluate.set_defaults(run=_eval)
+
+    replay = commands.add_parser("replay", help="re-decide audit-logged requests under a candidate config")
+    replay.add_argument("--log", metavar="AUDIT.jsonl", required=True, help="an audit log (audit.file)")
+    replay.add_argument("-c", "--config", metavar="FILE", required=True, help="the candidate YAML config")
+    replay.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    replay.add_argument("--strict", action="store_true",
+                        help="fail (exit 1) also when a line cannot be re-decided (unknown)")
+    replay.set_defaults(run=_replay)
     return parser
+
+
+def _replay(args) -> int:
+    """Exit 0: no decision changes; 1: some do (or, with --strict, cannot be re-decided)."""
+    from .replay import render_json, render_table, replay
+
+    results = replay(args.log, args.config)
+    print(render_json(results) if args.json else render_table(results))
+    failing = {"changed", "unknown"} if args.strict else {"changed"}
+    return 1 if any(r.status in failing for r in results) else 0
 
 
 def _check(args) -> int:

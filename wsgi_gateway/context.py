@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from .identity import Identity
     from .limits.windows import Verdict
+    from .observe.trace import TraceContext
 
 ENVIRON_KEY = "wsgi_gateway.context"
 """The WSGI environ key holding the :class:`RequestContext`."""
@@ -62,6 +63,12 @@ class RequestContext:
     mapped_identity: Mapping[str, Any] | None = None
     #: What the Limits layer counted for this request (the ``limits`` variable).
     limit_verdicts: tuple["Verdict", ...] = ()
+    #: The problem code answered (``errors.py``), when the gateway refused or failed.
+    problem: str | None = None
+    #: The trace context (``observe/trace.py``), when tracing is on.
+    trace: "TraceContext | None" = None
+    #: (stage, clock) as each timed stage was entered; only when metrics are on.
+    marks: list[tuple[str, float]] = field(default_factory=list)
     _request: "Request | None" = None
 
     def record(self, layer: str, name: str, outcome: str, detail: str = "") -> None:

@@ -62,6 +62,8 @@ class GatewayError(Exception):
         from .context import peek_context
 
         ctx = peek_context(environ)
+        if ctx is not None:
+            ctx.problem = self.code  # metrics and the audit log read the reason here
         status, headers, body = self.render(ctx.request_id if ctx else None)
         start_response(status, headers)
         return [body]  # for HEAD the server drops the body and keeps Content-Length

@@ -155,6 +155,8 @@ def log_request(ctx: "RequestContext", environ: dict, status: str | None, second
         "auth": identity.method if identity else "-",
         "decision": ctx.decision or "-",
     }
+    if ctx.trace is not None:  # W3C trace ID: joins this line to the trace
+        fields["trace_id"] = ctx.trace.trace_id
     if ctx.upstream is not None:  # a URL upstream: the target (an operator's own address)
         fields.update(upstream=ctx.upstream.target, upstream_status=ctx.upstream.status,
                       upstream_ms=round(ctx.upstream.seconds * 1000, 2))

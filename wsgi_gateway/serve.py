@@ -128,6 +128,38 @@ class GatewayApplication(BaseApplication):
     def load_config(self) -> None:  # gunicorn's hook: apply settings
         for key, value in self.settings().items():
             self.cfg.set(key, value)
+        if self.gateway_config.metrics.enabled:
+            self._metrics_directory()
+
+    def _metrics_directory(self) -> None:
+        """Prometheus multiprocess mode, in the master: the directory is emptied once
+        (not on reload: running workers still write there), every worker gets its path,
+        and a worker's exit drops its live gauges (its counters stay in the sum)."""
+        from .observe.metrics import default_dir, mark_dead, wipe
+
+        metrics = self.gateway_config.metrics
+        directory = getattr(self, "_metrics_dir", None) or metrics.multiproc_dir or default_dir()
+        if getattr(self, "_metrics_dir", None) is None:
+            wipe(directory)
+            self._metrics_dir = directory
+        self.gateway_config = dataclasses.replace(
+            self.gateway_config, metrics=dataclasses.replace(metrics, multiproc_dir=directory))
+        own = self.cfg.child_exit
+
+        def child_exit(arbiter, worker):
+            mark_dead(worker.pid, directory)
+            own(arbiter, worker)
+
+        self.cfg.set("child_exit", child_exit)
+        own_exit = self.cfg.worker_exit
+
+        def worker_exit(arbiter, worker):  # in the worker: write its pending counts
+            observer = getattr(getattr(worker, "wsgi", None), "observer", None)
+            if observer is not None:
+                observer.flush()
+            own_exit(arbiter, worker)
+
+        self.cfg.set("worker_exit", worker_exit)
 
     def load(self):  # gunicorn's hook: called in each worker after the fork
         configure_logging(self.gateway_config.logging)

@@ -44,7 +44,27 @@ def _outcome(engine: str, source: str):
     pytest.param("{1.5: 1}[1.5]", "refused at load", id="double map key"),
     pytest.param("b'\\u00e9'", "refused at load", id="\\u in bytes"),
     pytest.param("duration('9223372036s') + duration('1s')", "error", id="duration overflow"),
+    pytest.param("'a\\x00b' == 'a'", False, id="NUL in a literal string is kept"),
+    pytest.param("size('a\\000b')", 3, id="octal NUL in a literal"),
+    pytest.param("b'a\\x00' == b'a'", False, id="NUL in literal bytes is kept"),
 ])
 @pytest.mark.parametrize("engine", ENGINES)
 def test_engines_agree_or_refuse(engine, source, expected):
     assert _outcome(engine, source) == expected
+
+
+@pytest.mark.parametrize("claims", [
+    pytest.param({"role": "admin\x00x"}, id="string holding NUL"),
+    pytest.param({"role": "x", "tag": b"admin\x00x"}, id="bytes holding NUL"),
+    pytest.param({"roles": ["admin\x00x"]}, id="NUL inside a list"),
+    pytest.param({"role": "x", "m": {"admin\x00x": 1}}, id="NUL in a map key"),
+])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_value_holding_nul_is_never_bound(engine, claims):
+    """cel-expr-python cuts strings and bytes at NUL, so a claim "admin\\x00x" compared
+    equal to 'admin' there (and not on cel-python): such a value is refused on both, and
+    a rule reading it errors (which fails closed), never decides on a cut value."""
+    cel = get_engine(engine)
+    program = cel.compile("claims.role == 'admin' || 'admin' in claims.roles", result=bool)
+    with pytest.raises(EvalError, match="NUL"):
+        program.evaluate(cel.activation({"claims": cel.convert(claims)}))

@@ -35,8 +35,10 @@ KNOWN_RUNTIME = {
 }
 #: What the conformance counts through the seam must not fall below (measured: 1,228 and
 #: 1,291 of 1,415; before this change 1,192 and 1,298, the 7 cel-cpp cases lost are
-#: format() of a variable's template, now refused at load on both).
-FLOOR = {"cel-python": 1228, "cel-cpp": 1291}
+#: format() of a variable's template, now refused at load on both; one more on each,
+#: comparisons/bound/bytes_gt_left_false, binds b'\x00', which is refused: cel-cpp cut
+#: it to b'' and "passed" by luck).
+FLOOR = {"cel-python": 1227, "cel-cpp": 1290}
 
 
 @pytest.fixture(scope="module")

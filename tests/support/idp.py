@@ -71,6 +71,9 @@ JWKS_PATH = "/jwks"
 TOKEN_PATH = "/token"
 INTROSPECTION_PATH = "/introspect"
 AUTHORIZATION_PATH = "/authorize"
+END_SESSION_PATH = "/logout"
+REVOCATION_PATH = "/revoke"
+USERINFO_PATH = "/userinfo"
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
@@ -235,6 +238,10 @@ class TestIdP:
         #: raw JWK dicts appended to the published set as-is (e.g. unknown kty, duplicate kid)
         self.extra_jwks: list[dict[str, Any]] = []
         self.token_ttl = 300
+        #: the provider's clock (tests share a fake clock with the gateway)
+        self.clock = time.time
+        #: browser login: users, codes, refresh tokens, provider sessions, counters
+        self.login = _LoginState()
 
         self._lock = threading.RLock()
         self._port = port
@@ -426,7 +433,7 @@ class TestIdP:
 
     def default_claims(self, *, ttl: int = 300, now: int | None = None) -> dict[str, Any]:
         """Claims every issued token carries unless overridden or omitted."""
-        now = int(time.time()) if now is None else now
+        now = int(self.clock()) if now is None else now
         return {
             "iss": self.issuer,
             "sub": self.subject,
@@ -556,6 +563,20 @@ class TestIdP:
 
     # -- clients ---------------------------------------------------------------------
 
+    def add_login_client(self, client_id: str, secret: str, *, redirect_uris: Iterable[str],
+                         post_logout_redirect_uris: Iterable[str] = (),
+                         backchannel_logout_uri: str | None = None) -> None:
+        """Register a client for the authorization code flow (browser login)."""
+        self.add_client(client_id, secret, scope="openid profile email offline_access")
+        with self._lock:
+            self.login.clients[client_id] = _LoginClient(
+                tuple(redirect_uris), tuple(post_logout_redirect_uris), backchannel_logout_uri)
+
+    def add_user(self, username: str, password: str, **claims: Any) -> None:
+        """A user who can sign in at the login form; ``claims`` go into their ID token."""
+        with self._lock:
+            self.login.users[username] = (password, {"sub": username, **claims})
+
     def add_client(self, client_id: str, secret: str, *, scope: str | None = None) -> None:
         """Register a confidential client for the token and introspection endpoints.
 
@@ -664,6 +685,9 @@ class TestIdP:
             TOKEN_PATH: self._handle_token,
             INTROSPECTION_PATH: self._handle_introspection,
             AUTHORIZATION_PATH: self._handle_authorize,
+            END_SESSION_PATH: self._handle_end_session,
+            REVOCATION_PATH: self._handle_revocation,
+            USERINFO_PATH: self._handle_userinfo,
         }.get(relative)
         if handler is None:
             return _json_response({"error": "not_found"}, 404)
@@ -684,7 +708,13 @@ class TestIdP:
                 "jwks_uri": self.jwks_uri,
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
-                "grant_types_supported": ["client_credentials"],
+                "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+                "code_challenge_methods_supported": ["S256"],
+                "end_session_endpoint": self.url(END_SESSION_PATH),
+                "revocation_endpoint": self.url(REVOCATION_PATH),
+                "userinfo_endpoint": self.url(USERINFO_PATH),
+                "backchannel_logout_supported": True,
+                "backchannel_logout_session_supported": True,
                 "id_token_signing_alg_values_supported": algs or ["RS256"],
                 "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
                 "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
@@ -699,7 +729,7 @@ class TestIdP:
         return _json_response(self.jwks(), headers=headers)
 
     def _handle_authorize(self, request: Request) -> Response:
-        raise _OAuthError(400, "unsupported_response_type", "this test IdP only supports client_credentials")
+        return _authorize(self, request)
 
     def _handle_token(self, request: Request) -> Response:
         _require_method(request, "POST")
@@ -707,6 +737,10 @@ class TestIdP:
         grant_type = request.form.get("grant_type")
         if not grant_type:
             raise _OAuthError(400, "invalid_request", "missing grant_type")
+        if grant_type == "authorization_code":
+            return _code_grant(self, client_id, request)
+        if grant_type == "refresh_token":
+            return _refresh_grant(self, client_id, request)
         if grant_type != "client_credentials":
             raise _OAuthError(400, "unsupported_grant_type")
         scope = self._grant_scope(client_id, request.form.get("scope"))
@@ -723,7 +757,7 @@ class TestIdP:
             raise _OAuthError(400, "invalid_request", "missing token")
         with self._lock:
             issued = self._tokens.get(token)
-            if issued is None or not issued.active(time.time()):
+            if issued is None or not issued.active(self.clock()):
                 return _json_response({"active": False})
             return _json_response({"token_type": "Bearer", **issued.claims, "active": True})
 
@@ -753,6 +787,14 @@ class TestIdP:
         if not set(wanted) <= set(allowed):
             raise _OAuthError(400, "invalid_scope", f"allowed scopes: {' '.join(allowed)}")
         return " ".join(wanted)
+
+
+from tests.support.idp_login import (  # noqa: E402  (browser login: its own module)
+    _authorize, _code_grant, _LoginClient, _LoginState, _refresh_grant, login_methods,
+)
+
+for _name, _fn in login_methods().items():
+    setattr(TestIdP, _name, _fn)
 
 
 def _require_method(request: Request, *methods: str) -> None:

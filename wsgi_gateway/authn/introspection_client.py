@@ -85,6 +85,7 @@ class IntrospectionClient:
         self._discovery_lock = threading.Lock()
         self._open_until = 0.0
         self._failing: str | None = None
+        self.calls = self.call_failures = 0  # this worker's calls, for the metrics
         self._local = threading.local()
 
     # -- what the authenticator asks -------------------------------------------------
@@ -96,9 +97,11 @@ class IntrospectionClient:
         wait = self._open_until - self.clock()
         if 0 < wait <= self.retry_after:
             raise ProviderUnavailable(self._failing or "the provider failed", retry_after=wait)
+        self.calls += 1
         try:
             answer = self._ask(self.endpoint(), token)
         except Exception as exc:  # noqa: BLE001 - every fault of the call is "cannot decide"
+            self.call_failures += 1
             raise self._failed(exc) from None
         self._recovered()
         return answer
@@ -136,6 +139,10 @@ class IntrospectionClient:
         return None if self._endpoint is not None else "introspection endpoint not discovered yet"
 
     # -- HTTP --------------------------------------------------------------------------
+    def fetch_stats(self) -> tuple[str, str, int, int, None]:
+        """("introspection", issuer or endpoint, calls, failed calls, None): metrics."""
+        return "introspection", self.issuer or self._endpoint or "-", self.calls, self.call_failures, None
+
     def _ask(self, url: str, token: str) -> dict:
         form = {"token": token, "token_type_hint": "access_token", **self._form}
         answer = self._call("POST", url, data=form)

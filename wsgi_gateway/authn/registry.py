@@ -68,3 +68,4 @@ def _load_builtins() -> None:
     """Import the built-in methods so they register themselves."""
     from . import apikey, basic, custom, introspection, keyless, mtls, signatures  # noqa: F401
     from .jwt import method  # noqa: F401
+    from .oidc_login import method as _oidc_login  # noqa: F401

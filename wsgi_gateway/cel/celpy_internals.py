@@ -12,7 +12,7 @@ methods (without cel-python's per-node ``typing.cast``), short-circuit ``&&``/``
 Each of these relies on attributes and method names that are not cel-python's public
 API, so this module is checked against one version range only,
 :data:`CHECKED_VERSIONS`: importing it with any other installed cel-python raises
-:class:`CelPythonVersionError` (and ``tests/cel/test_celpy_internals.py`` fails loudly),
+:class:`CelPythonVersionError` (and ``tests/cel/test_boundary.py`` fails loudly),
 instead of misbehaving quietly. To move to a new cel-python: run the cel tests and the
 conformance suite, then widen the range here and the pin in ``setup.cfg``.
 """

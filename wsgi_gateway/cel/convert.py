@@ -9,7 +9,9 @@ and the node count are bounded (:mod:`.bounds`); a value over a bound makes the 
 variable :class:`~wsgi_gateway.cel.api.Rejected` (never truncated: a truncated group
 list could change a decision); an int in ``[2**63, 2**64)`` is a uint, one outside
 ``[-2**63, 2**64)`` a double; a timestamp or duration inside a map or list is rejected
-(cel-expr-python 0.1.3 cannot bind one, so cel-python refuses it too); any other Python
+(cel-expr-python 0.1.3 cannot bind one, so cel-python refuses it too); a string or bytes
+holding NUL is rejected (cel-expr-python cuts them there, so a claim ``"admin\x00x"`` would
+equal ``'admin'``); any other Python
 type is a :class:`TypeError` (a programming error, not data).
 """
 
@@ -88,6 +90,8 @@ class _Walk:
         self.boolean = builders.boolean
 
     def string(self, value: str) -> str:
+        if "\x00" in value:  # cel-cpp cuts at NUL: "admin\x00x" would equal 'admin'
+            raise TooLarge("a string holding a NUL character cannot be bound faithfully")
         size = len(value)
         if size > MAX_STRING_LENGTH:
             raise TooLarge(f"a string of {size} characters is longer than {MAX_STRING_LENGTH}")
@@ -157,6 +161,8 @@ class _Walk:
         if isinstance(value, (bytes, bytearray)):
             if len(value) > MAX_BYTES_LENGTH:
                 raise TooLarge(f"{len(value)} bytes are longer than {MAX_BYTES_LENGTH}")
+            if b"\x00" in value:  # cel-cpp cuts bytes at NUL too
+                raise TooLarge("bytes holding a NUL cannot be bound faithfully")
             self.chars -= len(value)
             return self.b.data(bytes(value))
         if isinstance(value, datetime.datetime):

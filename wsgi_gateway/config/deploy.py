@@ -36,6 +36,11 @@ def shared_state_warnings(config: GatewayConfig, workers: int) -> list[str]:
         warnings.append(
             f"{where}: each worker keeps its own sessions, and `sessions revoke` cannot reach "
             "them; use store.backend memcached, or sessions.enabled false")
+    if any(m.method == "oidc_login" for api in config.apis for m in api.auth):
+        warnings.append(  # a sign-in started on one worker comes back to any of them
+            f"{where}: browser sign-ins and sessions (oidc_login) live in one worker, so a "
+            "callback or a signed-in request that reaches another one is refused or sent to "
+            "sign in again; use store.backend memcached, or server.workers 1")
     return warnings
 
 

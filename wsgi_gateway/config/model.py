@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from .headers import ClientHeadersConfig
 from .limits import LimitsConfig, SessionsConfig, StoreFailureConfig
+from .observe import AuditConfig, MetricsConfig, TracingConfig
 from .policies import PolicyConfig
 from .providers import ProviderConfig
 from .secrets import Secret, resolve_secret
@@ -303,6 +304,9 @@ class GatewayConfig:
     cel: CelConfig = CelConfig()
     limits: LimitsConfig = LimitsConfig()
     sessions: SessionsConfig = SessionsConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    audit: AuditConfig = AuditConfig()
+    tracing: TracingConfig = TracingConfig()
 
     def __post_init__(self):
         if self.previous_secret_keys and self.secret_key is None:

@@ -44,7 +44,7 @@ from ..store.keys import digest_key
 
 log = logging.getLogger("wsgi_gateway.sessions")
 REVOCATION_TTL = 30 * 86400.0
-STORE_METHODS = frozenset({"apikey"})  # methods whose identity is a record in the store
+STORE_METHODS = frozenset({"apikey", "oidc_login"})  # methods whose identity is a record in the store
 
 
 def session_key(session_id: str) -> str:

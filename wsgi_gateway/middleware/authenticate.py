@@ -54,19 +54,29 @@ class Authenticate:
 
     def _any(self, ctx, request):
         for authenticator in self.authenticators:
-            identity = authenticator.authenticate(request)
+            identity = _attempt(ctx, authenticator, request)
             if identity is not None:
                 ctx.record("authn", authenticator.id, "identified", identity.alias)
                 return identity
         ctx.record("authn", "-", "no credential")
+        self._prompt(request)
         raise Unauthorized("credentials are required", challenges=self.challenges)
+
+    def _prompt(self, request) -> None:
+        """A method that can sign a person in (browser login) answers a navigation
+        without credentials with its own redirect (it raises); scripts get the 401."""
+        for authenticator in self.authenticators:
+            prompt = getattr(authenticator, "login_prompt", None)
+            if prompt is not None:
+                prompt(request)
 
     def _all(self, ctx, request):
         chosen = first = None
         for authenticator in self.authenticators:
-            identity = authenticator.authenticate(request)
+            identity = _attempt(ctx, authenticator, request)
             if identity is None:
                 ctx.record("authn", authenticator.id, "no credential")
+                self._prompt(request)
                 raise Unauthorized("every credential of this API is required",
                                    challenges=self.challenges)
             ctx.record("authn", authenticator.id, "identified", identity.alias)
@@ -74,3 +84,13 @@ class Authenticate:
             if authenticator.id == self.identity_from and chosen is None:
                 chosen = identity
         return chosen or first
+
+
+def _attempt(ctx, authenticator: Authenticator, request):
+    """``authenticator.authenticate``, its failure in the trail as its problem code (the
+    metrics and the audit log name the method that refused, and why)."""
+    try:
+        return authenticator.authenticate(request)
+    except GatewayError as err:
+        ctx.record("authn", authenticator.id, "failed", err.code)
+        raise

@@ -27,6 +27,9 @@ class RequestContextMiddleware:
         (``REMOTE_ADDR``); False never.
     :param access_log: write one log line per request.
     :param clock: a monotonic clock in seconds, for the request's duration.
+    :param observe: called once per request as the request line is written, with
+        (ctx, environ, status, seconds, ended): metrics and the audit log
+        (:class:`~wsgi_gateway.observe.Observer`); None for nothing.
 
     Any :class:`~wsgi_gateway.errors.GatewayError` that escapes the inner layers is
     rendered as problem+json; any other exception is answered with a bare 500 problem
@@ -40,13 +43,15 @@ class RequestContextMiddleware:
 
     def __init__(self, app: Callable, *, request_id_header: str = "X-Request-Id",
                  trust_incoming: "bool | TrustedProxies" = False, access_log: bool = True,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter,
+                 observe: Callable | None = None):
         self.app = app
         self.header = request_id_header
         self.environ_key = "HTTP_" + request_id_header.upper().replace("-", "_")
         self.trust_incoming = trust_incoming
         self.access_log = access_log
         self.clock = clock
+        self.observe = observe
 
     def __call__(self, environ, start_response):
         incoming = environ.get(self.environ_key) if self._trusted(environ) else None
@@ -142,13 +147,22 @@ class _Body:
             self._log()
             current_request_id.set(None)
 
+    def _observe(self, ended: float) -> None:
+        observe = self.layer.observe
+        if observe is not None:
+            observe(self.ctx, self.environ, self.response.status, ended - self.ctx.started, ended)
+
     def _log(self) -> None:
         err = self.error or (self.guard.error if self.guard else None)
+        ended = self.layer.clock()
+        if err is not None and self.ctx.problem is None:
+            self.ctx.problem = err.code
+        self._observe(ended)
         if not (self.layer.access_log or self.failure or isinstance(err, BodyReadError)):
             return
         level, message, code, exc_info = self._outcome(err)
         log_request(self.ctx, self.environ, self.response.status,
-                    self.layer.clock() - self.ctx.started, self.sent, error=code,
+                    ended - self.ctx.started, self.sent, error=code,
                     exc_info=exc_info, level=level, message=message)
 
     def _outcome(self, err: GatewayError | None):

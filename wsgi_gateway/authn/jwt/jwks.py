@@ -68,6 +68,9 @@ class _State:
     last_ok: bool = False
     failures: int = 0
     jwks_uri: str | None = None
+    fetches: int = 0                 # every fetch of this worker, for the metrics
+    fetch_failures: int = 0
+    loaded_at: float | None = None   # monotonic time of the last good fetch
 
 
 class RemoteKeys:
@@ -130,6 +133,13 @@ class RemoteKeys:
             return f"provider {self.provider.name}: keys not loaded yet"
         return None
 
+    def fetch_stats(self) -> tuple[str, str, int, int, float | None]:
+        """("keyset", provider name, fetches, failed fetches, seconds since the keys in
+        use were fetched or None) of this worker: read by the metrics."""
+        state = self.state
+        age = None if state.loaded_at is None else self.monotonic() - state.loaded_at
+        return "keyset", self.provider.name, state.fetches, state.fetch_failures, age
+
     # -- fetching ---------------------------------------------------------------
     def _ensure_thread(self) -> None:
         if self._thread_pid == os.getpid():
@@ -160,10 +170,12 @@ class RemoteKeys:
         """Fetch once and record the outcome; the caller holds the fetch lock."""
         state = self.state
         state.last_attempt = self.monotonic()
+        state.fetches += 1
         try:
             index, ttl = self._fetch()
         except Exception as exc:  # noqa: BLE001 - any fetch fault keeps the old keys
             state.failures += 1
+            state.fetch_failures += 1
             state.refresh_at = self.monotonic() + min(60.0, 0.5 * 2.0 ** min(state.failures - 1, 7))
             if state.last_ok or state.failures == 1:
                 log.warning("provider %s: key set fetch failed (%s); %s", self.provider.name,
@@ -175,6 +187,7 @@ class RemoteKeys:
             log.info("provider %s: %d keys loaded%s", self.provider.name, len(index),
                      f" ({'; '.join(index.skipped)})" if index.skipped else "")
         state.index, state.last_ok, state.failures = index, True, 0
+        state.loaded_at = self.monotonic()
         state.refresh_at = self.monotonic() + 0.8 * ttl
         self._loaded.set()
 

@@ -1,0 +1,171 @@
+"""The audit log: one line per decision, every decision type, never a secret."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+from werkzeug.middleware.lint import LintMiddleware
+
+from tests.middleware.conftest import BufferedClient, Recorder
+from tests.observe.support import observed_config, write
+from tests.support.gateways import mint
+from wsgi_gateway import build_app, load_config
+
+COOKIE = "sessionid=cookie-secret-4f1d9a"
+
+
+@pytest.fixture
+def gateway(tmp_path, monkeypatch):
+    """A gateway with the audit log on; yields (client, lines())."""
+    from tests.support.gateways import SECRET_ENV
+
+    for key, value in SECRET_ENV.items():
+        monkeypatch.setenv(key, value)
+
+    def make(clock=None, **audit):
+        config = observed_config(tmp_path, None, audit=audit)
+        config["metrics"]["enabled"] = False
+        kw = {"clock": clock} if clock else {}
+        gateway = build_app(load_config(write(tmp_path, config)), Recorder(), **kw)
+        client = BufferedClient(LintMiddleware(gateway))
+        path = tmp_path / "audit.jsonl"
+
+        def lines() -> list[dict]:
+            text = path.read_text() if path.exists() else ""
+            return [json.loads(line) for line in text.splitlines()]
+        return client, lines, path
+
+    return make
+
+
+CASES = [
+    pytest.param("GET", {"sub": "ann"}, 200, "allow", None, "readers", id="allowed"),
+    pytest.param("DELETE", {"sub": "ann"}, 403, "deny", "forbidden", "no-delete", id="deny rule"),
+    pytest.param("POST", {"sub": "ann"}, 403, "deny", "forbidden", None, id="no allow rule"),
+    pytest.param("GET", {"sub": "ann", "stale": True}, 401, "invalid", "invalid_token", "fresh",
+                 id="validate fails"),
+    pytest.param("GET", None, 401, "unauthenticated", "unauthorized", None, id="no credential"),
+    pytest.param("GET", "bad", 401, "unauthenticated", "invalid_token", None, id="bad token"),
+]
+
+
+@pytest.mark.parametrize("method, claims, status, decision, reason, decided_by", CASES)
+def test_one_line_per_decision(gateway, method, claims, status, decision, reason, decided_by):
+    client, lines, _ = gateway()
+    headers = {"Cookie": COOKIE}
+    token = None
+    if claims == "bad":
+        token = mint(sub="eve") + "x"
+    elif claims is not None:
+        token = mint(**claims)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    response = client.open("/api/orders?secret=q1", method=method, headers=headers)
+    assert response.status_code == status
+    [line] = lines()
+    assert (line["v"], line["decision"], line["status"], line["reason"]) == (1, decision, status, reason)
+    assert line["decided_by"] == decided_by
+    assert line["path"] == "/api/orders" and line["api"] == "api" and line["method"] == method
+    assert line["request_id"] == response.headers["X-Request-Id"]
+    text = json.dumps(line)
+    for secret in filter(None, [token, token and token.split(".")[2], "cookie-secret-4f1d9a", "q1"]):
+        assert secret not in text
+    if isinstance(claims, dict):
+        assert line["identity"]["method"] == "jwt" and line["claims"]["sub"] == "ann"
+        assert "stale" not in line["claims"]  # not listed in audit.claims
+
+
+def test_limited_requests_and_remaining(gateway):
+    client, lines, _ = gateway()
+    token = mint(sub="counted")
+    statuses = [client.get("/api/x", headers={"Authorization": f"Bearer {token}"}).status_code
+                for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    found = lines()
+    assert [l["decision"] for l in found] == ["allow", "allow", "allow", "limited"]
+    assert [l["limits"][0]["remaining"] for l in found] == [2, 1, 0, 0]
+    assert found[-1]["reason"] == "rate_limited" and found[-1]["policies"] == ["basic"]
+
+
+def test_allowed_requests_are_sampled_denials_never(gateway):
+    client, lines, _ = gateway(sample_allowed=0.0)
+    token = mint(sub="sampled")
+    client.get("/api/x", headers={"Authorization": f"Bearer {token}"})
+    client.delete("/api/x", headers={"Authorization": f"Bearer {token}"})
+    assert [l["decision"] for l in lines()] == ["deny"]
+
+
+def test_ops_paths_are_not_audited(gateway):
+    client, lines, _ = gateway()
+    assert client.get("/.gateway/health").status_code == 200
+    assert lines() == []
+
+
+def test_logrotate_moves_the_file(gateway, tmp_path):
+    now = [time.time()]
+    client, lines, path = gateway(clock=lambda: now[0])
+    token = mint(sub="rotated")
+    client.get("/api/x", headers={"Authorization": f"Bearer {token}"})
+    path.rename(tmp_path / "audit.jsonl.1")
+    now[0] += 1.5  # the file is checked for rotation once a second
+    client.get("/api/x", headers={"Authorization": f"Bearer {token}"})
+    assert len(lines()) == 1 and len((tmp_path / "audit.jsonl.1").read_text().splitlines()) == 1
+
+
+def test_claims_are_recorded_only_when_listed(gateway):
+    client, lines, _ = gateway(claims=[])
+    client.get("/api/x", headers={"Authorization": f"Bearer {mint(sub='ann')}"})
+    assert lines()[0]["claims"] is None
+
+
+@pytest.mark.parametrize("audit, problem", [
+    pytest.param({"sample_allowed": 2}, "between 0 and 1", id="sample over 1"),
+    pytest.param({"claims": ["a b"]}, "not claim names", id="bad claim name"),
+    pytest.param({"file": "nowhere/audit.jsonl"}, "does not exist", id="missing directory"),
+])
+def test_bad_audit_config_names_the_file(tmp_path, audit, problem):
+    from wsgi_gateway.errors import ConfigError
+
+    config = observed_config(tmp_path, None, audit=audit)
+    path = write(tmp_path, config)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert problem in str(err.value) and str(path) in str(err.value)
+
+
+def test_revoked_and_unavailable_are_written(tmp_path, monkeypatch):
+    """The decisions a store gives: a revoked session (401), then the store down with
+    revocation checks closed (503). A real memcached, killed for the second."""
+    from tests.support.gateways import SECRET_ENV
+    from tests.support.processes import Memcached
+
+    for key, value in SECRET_ENV.items():
+        monkeypatch.setenv(key, value)
+    server = Memcached().start()
+    try:
+        config = observed_config(tmp_path, server.address)
+        config["metrics"]["enabled"] = False
+        config["store"]["on_failure"] = {"revocation_checks": "closed"}
+        now = [time.time()]
+        gateway = build_app(load_config(write(tmp_path, config)), Recorder(), clock=lambda: now[0])
+        client = BufferedClient(LintMiddleware(gateway))
+        token = mint(sub="revoked", iat=now[0] - 10)
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.get("/api/x", headers=headers).status_code == 200
+        [first] = (tmp_path / "audit.jsonl").read_text().splitlines()
+        gateway.resources["sessions"].revoke(json.loads(first)["identity"]["session_id"])
+        now[0] += 2  # past the workers' session cache
+        assert client.get("/api/x", headers=headers).status_code == 401
+        server.stop()
+        now[0] += 2
+        assert client.get("/api/x", headers=headers).status_code == 503
+        lines = [json.loads(l) for l in (tmp_path / "audit.jsonl").read_text().splitlines()]
+        assert [(l["decision"], l["status"]) for l in lines] == [
+            ("allow", 200), ("revoked", 401), ("unavailable", 503)]
+        assert lines[1]["reason"] == "invalid_token" and lines[2]["reason"] == "unavailable"
+        assert all(token not in json.dumps(l) for l in lines)
+    finally:
+        server.stop()

@@ -1,0 +1,94 @@
+"""What the gateway tells operators and auditors: ``metrics:``, ``audit:``, ``tracing:``."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from .typed import Where, parsed
+from .units import parse_duration
+
+_CLAIM = re.compile(r"[A-Za-z0-9_:.-]{1,64}")
+
+
+def _directory(node: object, where: Where) -> str:
+    """A directory path, relative to the config; created at start when missing."""
+    if not isinstance(node, str) or not node:
+        raise ValueError(f"expected a directory path, got {node!r}")
+    return str((where.base_dir / node).resolve())
+
+
+def _file(node: object, where: Where) -> str:
+    """A file path, relative to the config; its directory must exist."""
+    if not isinstance(node, str) or not node:
+        raise ValueError(f"expected a file path, got {node!r}")
+    path = (where.base_dir / node).resolve()
+    if not path.parent.is_dir():
+        raise ValueError(f"the directory of {node!r} does not exist")
+    return str(path)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics, summed over every gunicorn worker (multiprocess mode).
+
+    Off by default. When on, ``path`` (under ``ops.prefix``) answers only peers
+    (``REMOTE_ADDR``) in ``allow``; anyone else gets the 404 an unknown path gets.
+    ``multiproc_dir`` holds one file per worker; ``serve`` empties it at start and
+    marks dead workers, so a restarted worker's counts are not lost and its gauges go.
+    """
+
+    enabled: bool = False
+    path: str = "metrics"                 # served at ops.prefix + path: /.gateway/metrics
+    allow: tuple[str, ...] = ("127.0.0.1", "::1")  # addresses or CIDRs allowed to scrape
+    multiproc_dir: str | None = field(default=None, metadata={"parse": _directory})
+    # None: a fresh directory under the system temporary directory, per serve
+    flush_interval: float = field(default=1.0, metadata={"parse": parsed(parse_duration)})
+    # how often a worker writes its counts to its file; 0: at once, on every request
+
+    def __post_init__(self):
+        if self.flush_interval < 0:
+            raise ValueError("metrics.flush_interval cannot be negative")
+        if not re.fullmatch(r"[A-Za-z0-9._~-]+", self.path):
+            raise ValueError(f"metrics.path {self.path!r}: one path segment, e.g. metrics")
+        for cidr in self.allow:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"metrics.allow: {cidr!r} is not an address or CIDR") from None
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """The decision audit log: one JSON object per line (schema: ``observe/audit.py``).
+
+    Every denial is written; allowed requests are sampled by ``sample_allowed`` (0 to 1,
+    decided from the request ID, so a replay of the same IDs picks the same lines).
+    ``claims`` lists the token claims copied into each line (none by default: claims
+    are personal data); ``replay`` can only re-decide rules whose claims were recorded.
+    """
+
+    enabled: bool = False
+    file: str | None = field(default=None, metadata={"parse": _file})  # None: standard error
+    sample_allowed: float = 1.0
+    claims: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not 0.0 <= self.sample_allowed <= 1.0:
+            raise ValueError("audit.sample_allowed must be between 0 and 1")
+        bad = [c for c in self.claims if not _CLAIM.fullmatch(c)]
+        if bad:
+            raise ValueError(f"audit.claims: {', '.join(map(repr, bad))} are not claim names")
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    """W3C trace context (``traceparent``/``tracestate``).
+
+    An incoming ``traceparent`` is believed only from ``client_headers.trusted_proxies``;
+    otherwise the gateway starts a trace. Either way the upstream gets a ``traceparent``
+    naming the gateway's span, and the request log line carries the trace ID.
+    """
+
+    enabled: bool = True
