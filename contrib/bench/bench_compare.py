@@ -42,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -326,6 +327,17 @@ def _gc_lines(tmp: Path, name: str) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def session_cpu(*servers: Server) -> float:
+    """CPU seconds used so far by the servers' process sessions (master and workers)."""
+    sessions, ticks, total = {s.proc.pid for s in servers}, os.sysconf("SC_CLK_TCK"), 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) in sessions:
+                total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 @dataclass
 class Row:
     name: str
@@ -334,6 +346,7 @@ class Row:
     p99: list[float]
     ops: list[float]
     errors: int = 0
+    cpu_us: list[float] = dataclasses.field(default_factory=list)  # server CPU per request
 
 
 def check(port: int, token: str, name: str) -> None:
@@ -433,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
             gc_marks = {name: _gc_lines(tmp, name) for name in servers}
             for position, (label, target, rotate) in enumerate(loads):
                 before = store_stats(mc.port)
+                charged = [servers[target]] + ([bare] if target == "apache" else [])
+                cpu_before = session_cpu(*charged)
                 result = run_wrk(servers[target].port, duration=args.duration,
                                  connections=args.connections, threads=args.threads, workdir=tmp,
                                  token=None if rotate else steady,
@@ -440,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
                                  base=(number + 1) * slice_ if rotate else 0,
                                  keepalive=not args.no_client_keepalive)
                 ops = store_ops(before, store_stats(mc.port))
+                cpu_us = (session_cpu(*charged) - cpu_before) / max(1, result.requests) * 1e6
                 if label == "bare":
                     if position:  # the round's ratios are to the mean of its two bare runs
                         row = rows["bare"]
@@ -455,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     bare_rps = result.rps
                 row = rows[label]
+                row.cpu_us.append(cpu_us)
                 row.ratios.append(result.rps / bare_rps)
                 row.p50.append(result.p50_us / 1000)
                 row.p99.append(result.p99_us / 1000)
@@ -464,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  note: {label} used {result.requests} tokens > slice {slice_}: some reused")
                 print(f"round {number + 1} {label:<17} {result.rps:8.0f} req/s  ratio "
                       f"{row.ratios[-1]:.2f}  p50 {row.p50[-1]:6.2f} ms  p99 {row.p99[-1]:6.2f} ms  "
-                      f"ops/req {row.ops[-1]:.2f}  errors {result.non_2xx + sum(result.errors.values())}",
+                      f"ops/req {row.ops[-1]:.2f}  cpu {cpu_us:5.0f} µs/req  errors {result.non_2xx + sum(result.errors.values())}",
                       flush=True)
 
             for name in servers:
@@ -477,11 +494,18 @@ def main(argv: list[str] | None = None) -> int:
               f"median {statistics.median(pauses):.1f} ms")
     print(f"\nworker class {args.worker_class}, keep-alive {args.keepalive}, client keep-alive "
           f"{not args.no_client_keepalive}; medians of {args.rounds} rounds of {args.duration}s")
-    print("| contender | ratio to bare | p50 ms | p99 ms (rounds) | store ops/req | errors |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("cpu ratio: the bare server's CPU per request over the contender's (the servers' own "
+          "CPU, so less moved by other load than req/s; apache includes its gunicorn backend)")
+    print("| contender | ratio to bare (rounds) | cpu ratio | server CPU µs/req | p50 ms | p99 ms (rounds) "
+          "| store ops/req | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    bare_cpu = statistics.median(rows["bare"].cpu_us)
     for row in rows.values():
         p99s = ", ".join(f"{v:.1f}" for v in row.p99)
-        print(f"| {row.name} | {statistics.median(row.ratios):.2f} | {statistics.median(row.p50):.2f} "
+        ratios = ", ".join(f"{v:.2f}" for v in (row.ratios if row.name != "bare" else []))
+        cpu = statistics.median(row.cpu_us)
+        print(f"| {row.name} | {statistics.median(row.ratios):.2f} ({ratios}) | {bare_cpu / cpu:.2f} "
+              f"| {cpu:.0f} | {statistics.median(row.p50):.2f} "
               f"| {statistics.median(row.p99):.1f} ({p99s}) | {statistics.median(row.ops):.2f} "
               f"| {row.errors} |")
     return 0
