@@ -215,12 +215,12 @@ def store_ops(before: dict[str, int], after: dict[str, int]) -> int:
 
 def gateway_config(tmp: Path, name: str, *, jwks_file: Path, store_port: int | None,
                    rules: bool, mode: str | None, engine: str, worker_class: str,
-                   keepalive: int | None) -> Path:
+                   keepalive: int | None, access_log: bool = True, threads: int = 4) -> Path:
     import yaml
 
     server: dict = {"worker_class": worker_class}
     if worker_class == "gthread":
-        server["threads"] = 4
+        server["threads"] = threads
     if keepalive is not None:
         server["keepalive"] = keepalive
     config: dict = {
@@ -228,7 +228,7 @@ def gateway_config(tmp: Path, name: str, *, jwks_file: Path, store_port: int | N
         "cel": {"engine": engine},
         "providers": [{"name": "bench", "issuer": ISSUER, "algorithms": ["RS256"],
                        "audiences": [AUDIENCE], "keys": [{"jwks_file": str(jwks_file)}]}],
-        "logging": {"access_log": True},
+        "logging": {"access_log": access_log},
         "apis": [{"name": "echo", "path": "/echo", "auth": ["jwt"]}],
     }
     if store_port is None:
@@ -253,9 +253,9 @@ def start_gateway(config: Path, name: str, log_dir: Path) -> Server:
                         "--bind", f"{LOOPBACK}:{port}", "--workers", "2"], port, log_dir)
 
 
-def start_bare(log_dir: Path, worker_class: str, keepalive: int | None) -> Server:
+def start_bare(log_dir: Path, worker_class: str, keepalive: int | None, threads: int = 4) -> Server:
     port = free_port()
-    extra = ["--threads", "4"] if worker_class == "gthread" else []
+    extra = ["--threads", str(threads)] if worker_class == "gthread" else []
     if keepalive is not None:
         extra += ["--keep-alive", str(keepalive)]
     return spawn("bare", [sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", "2",
@@ -369,10 +369,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=12000, help="distinct identities minted")
     parser.add_argument("--worker-class", default="sync")
+    parser.add_argument("--threads-per-worker", type=int, default=4, help="gthread threads")
     parser.add_argument("--keepalive", type=int, default=None,
                         help="gunicorn keep-alive seconds for every gunicorn (default: gunicorn's)")
     parser.add_argument("--no-client-keepalive", action="store_true",
                         help="wrk sends Connection: close")
+    parser.add_argument("--no-access-log", action="store_true",
+                        help="gateways without their access log line (logging.access_log: false)")
     parser.add_argument("--only", default="", help="comma-separated contenders (default: all)")
     parser.add_argument("--log-dir", default=None)
     args = parser.parse_args(argv)
@@ -396,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         mc = memcached(log_dir)
         stack.callback(mc.proc.kill)
         servers: dict[str, Server] = {}
-        bare = servers["bare"] = start_bare(log_dir, args.worker_class, args.keepalive)
+        bare = servers["bare"] = start_bare(log_dir, args.worker_class, args.keepalive,
+                                            args.threads_per_worker)
         stack.callback(stop_server, bare)
         setups = {
             "jwt": dict(store_port=None, rules=False, mode=None, engine="cel-python"),
@@ -409,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
             if not wanted(name) and not (name == "full-default-py" and wanted("newid")):
                 continue
             config = gateway_config(tmp, name, jwks_file=jwks_file, worker_class=args.worker_class,
-                                    keepalive=args.keepalive, **setup)
+                                    keepalive=args.keepalive, access_log=not args.no_access_log,
+                                    threads=args.threads_per_worker, **setup)
             os.environ["GATEWAY_GC_LOG"] = str(tmp / f"gc-{name}.log")  # wsgi_gateway/runtime.py
             servers[name] = start_gateway(config, name, log_dir)
             os.environ.pop("GATEWAY_GC_LOG")
@@ -492,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, pauses in gc_pauses.items():
         print(f"gen-2 collections in {name}: {len(pauses)}, longest {max(pauses):.1f} ms, "
               f"median {statistics.median(pauses):.1f} ms")
-    print(f"\nworker class {args.worker_class}, keep-alive {args.keepalive}, client keep-alive "
+    print(f"\nworker class {args.worker_class} ({args.threads_per_worker} threads if gthread), keep-alive {args.keepalive}, client keep-alive "
           f"{not args.no_client_keepalive}; medians of {args.rounds} rounds of {args.duration}s")
     print("cpu ratio: the bare server's CPU per request over the contender's (the servers' own "
           "CPU, so less moved by other load than req/s; apache includes its gunicorn backend)")
