@@ -57,3 +57,21 @@ def test_a_request_only_rule_is_shared_by_every_identity(tmp_path, engine):
         assert decide(ruleset, identity, {"method": "GET", "path": "/x"}).allowed is (sub != "mallory")
     # the allow rule: one entry for GET whoever asks; the deny rule: one per identity
     assert len(ruleset._memo) == 1 + 4
+
+
+@pytest.mark.parametrize("engine", ["cel-python", "cel-cpp"])
+def test_identities_reading_alike_share_a_memo_entry_typed(tmp_path, engine):
+    """The memo keys on the token values a rule reads, with their types: identities with
+    the same groups share an entry; ``true`` and ``1`` (equal in Python) do not."""
+    (tmp_path / "r.yaml").write_text(
+        'deny:\n'
+        '  - {when: "request.method == \'DELETE\' && !(\'ops\' in identity.groups)", reason: "ops"}\n'
+        '  - {when: "request.method == \'GET\' && dyn(claims.flag) == true", reason: "flagged"}\n')
+    ruleset = CelRuleSet(load_rule_file(tmp_path / "r.yaml", get_engine(engine)), get_engine(engine),
+                         "api", MappingProxyType({"basic": PolicyConfig()}), default_policy="basic")
+    for sub, flag, allowed in [("ann", 1, True), ("bob", True, False), ("cy", 1, True),
+                               ("dee", True, False)]:
+        identity = case_identity({"claims": {"sub": sub, "flag": flag, "groups": ["sales"]}}, {})
+        assert decide(ruleset, identity, {"method": "GET", "path": "/x"}).allowed is allowed, sub
+    # the groups rule: one entry for GET and groups [sales]; the flag rule: 1 and true apart
+    assert len(ruleset._memo) == 1 + 2
