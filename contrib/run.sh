@@ -5,29 +5,22 @@
 #   bash contrib/run.sh jwt-demo  # the JWT demo: a throwaway IdP on :9000, the gateway on :8000
 #   bash contrib/run.sh browser-demo  # browser login: memcached on :11311, a throwaway IdP
 #                                     # with a login form on :9001, the gateway on :8000
-# Creates .venv (Python >= 3.11) with the package and its test extras, and installs
+#   bash contrib/run.sh docs    # the documentation site on http://127.0.0.1:8001 (build: docs build)
+# `test` first builds the documentation with `mkdocs build --strict`: a broken link, a
+# missing page or a stale generated reference fails it. (Never add --quiet: it hides the
+# warnings from --strict, which then passes a broken site; seen with MkDocs 1.6.)
+# Creates .venv (Python >= 3.11) with the package and its test and docs extras, and installs
 # memcached from Debian's packages when it is missing (the tests start their own); for
-# `test` also chromium (the browser-login test drives it with Playwright) and npm's
+# `test` also chromium (the browser-login test drives it with Playwright), promtool, and npm's
 # oidc-provider into ~/.cache/wsgi-gateway (the OpenID Certified provider the tests run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command_name=${1:-}
 shift || true
-if [ "$command_name" = test ] && ! command -v promtool >/dev/null 2>&1; then
-  # the metrics test checks the exposition with promtool (Debian's prometheus package;
-  # it brings a server too, which is never started)
-  echo "installing promtool (Debian's prometheus package)" >&2
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  { $sudo_cmd apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
-    echo "promtool could not be installed: the promtool test will skip and say so" >&2
-fi
-
 case "$command_name" in
-  demo|jwt-demo|browser-demo|test|setup) ;;
-  *) echo "usage: bash contrib/run.sh demo|jwt-demo|browser-demo|test|setup [pytest args...]" >&2; exit 64 ;;
+  demo|jwt-demo|browser-demo|test|docs|setup) ;;
+  *) echo "usage: bash contrib/run.sh demo|jwt-demo|browser-demo|test|docs|setup [pytest args...]" >&2; exit 64 ;;
 esac
 
 python=${PYTHON:-python3}
@@ -43,28 +36,39 @@ stamp=.venv/.wsgi-gateway-installed
 want=$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[test,fast-cel]'
+  .venv/bin/python -m pip install --quiet -e '.[test,fast-cel,docs]'
   echo "$want" > "$stamp"
 fi
 
-apt_install() {  # Debian packages, installed only when missing
+# Debian packages the command needs, installed only when missing, in one apt run:
+# memcached (the tests start their own), and for `test` chromium (the browser-login test
+# drives it with Playwright; never a browser downloaded by Playwright) and promtool (the
+# metrics test checks the exposition with it; the prometheus package brings a server too,
+# which is never started). A package that cannot be installed makes its tests skip and say so.
+missing=()
+if [ "$command_name" = test ] || [ "$command_name" = browser-demo ]; then
+  command -v memcached >/dev/null 2>&1 || [ -x /usr/bin/memcached ] || missing+=(memcached)
+fi
+if [ "$command_name" = test ]; then
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
+need_promtool=
+[ "$command_name" = test ] && ! command -v promtool >/dev/null 2>&1 && need_promtool=1
+if [ ${#missing[@]} -gt 0 ] || [ -n "$need_promtool" ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  echo "installing $* from Debian's packages" >&2
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "$@" >/dev/null
-}
-
-if [ "$command_name" = test ] || [ "$command_name" = browser-demo ]; then
-  if ! command -v memcached >/dev/null 2>&1 && [ ! -x /usr/bin/memcached ]; then
-    apt_install memcached
+  echo "installing ${missing[*]} ${need_promtool:+prometheus }from Debian's packages" >&2
+  $sudo_cmd apt-get update -qq || true
+  if [ ${#missing[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null ||
+      echo "could not install ${missing[*]}: the tests that need them will fail or skip and say why" >&2
+  fi
+  if [ -n "$need_promtool" ]; then
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null ||
+      echo "could not install prometheus: the promtool test will skip and say why" >&2
   fi
 fi
 if [ "$command_name" = test ]; then
-  # the real-browser test: Debian's chromium, never a browser downloaded by Playwright
-  if [ ! -x /usr/bin/chromium ]; then
-    apt_install chromium || echo "chromium could not be installed: the browser test will be skipped" >&2
-  fi
   # the OpenID Certified provider: npm's oidc-provider under Node, cached
   if command -v node >/dev/null 2>&1; then
     .venv/bin/python -c 'from tests.support.node_idp import install; r = install(); print(r or "oidc-provider ready")' >&2 || true
@@ -92,6 +96,11 @@ case "$command_name" in
     sleep 1
     echo "open http://127.0.0.1:8000/dashboard and sign in as alice / alice-password" >&2
     .venv/bin/wsgi-gateway serve -c conf/browser-demo.yaml "$@" ;;
-  test) exec .venv/bin/python -m pytest "$@" ;;
+  test)
+    .venv/bin/python -m mkdocs build --strict
+    exec .venv/bin/python -m pytest "$@" ;;
+  docs)
+    if [ "${1:-}" = build ]; then exec .venv/bin/python -m mkdocs build --strict; fi
+    exec .venv/bin/python -m mkdocs serve --strict -a 127.0.0.1:8001 "$@" ;;
   setup) echo "ready: .venv/bin/wsgi-gateway --help" ;;
 esac

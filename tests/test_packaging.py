@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 SETUP = configparser.ConfigParser()
 SETUP.read(REPO / "setup.cfg")
 
-# Declared on purpose without an import today; each says why (the README's Dependencies too).
+# Declared on purpose without an import today; each says why (docs/development.md, Dependencies, too).
 RESERVED: dict[str, str] = {}  # authlib is now the browser-login client (oidc_login)
 
 
@@ -69,9 +69,9 @@ def test_every_declared_dependency_is_imported():
     assert "cel-expr-python" in imported, "the fast-cel extra is what the cel-cpp engine imports"
 
 
-def test_reserved_dependencies_are_explained_in_the_readme():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    deps = readme[readme.index("### Dependencies"):]
+def test_reserved_dependencies_are_explained_in_the_docs():
+    development = (REPO / "docs" / "development.md").read_text(encoding="utf-8")
+    deps = development[development.index("## Dependencies"):]
     for name in RESERVED:
         assert name in deps.lower() and "later" in deps, name
 
@@ -101,7 +101,7 @@ def test_license_typing_marker_and_changelog_ship():
 
 # -- paths the docs and samples name exist -------------------------------------------------------
 
-_TEXT = [*REPO.glob("*.md"), *REPO.glob("contrib/**/*.md"), *REPO.glob("conf/*"), *REPO.glob("rules/*.yaml"),
+_TEXT = [*REPO.glob("*.md"), *REPO.glob("docs/**/*.md"), *REPO.glob("contrib/**/*.md"), *REPO.glob("conf/*"), *REPO.glob("rules/*.yaml"),
          *REPO.rglob("wsgi_gateway/**/*.py"), *REPO.glob("contrib/**/*.py"), *REPO.glob("contrib/*.sh")]
 _PATH = re.compile(r"(?<![\w./-])((?:conf|rules|contrib|tests|wsgi_gateway)/[\w./-]*\w)")
 
@@ -111,6 +111,7 @@ READER_FILES = {
     "conf/production.yaml": "the operator's copy of conf/production.sample.yaml",
     "conf/service-tokens.yaml": "the tokens file of the example custom authenticator",
     "conf/jwt.yaml": "contrib/bench/README.md: stands for the reader's own token-protected config",
+    "rules/google.yaml": "docs/recipes/google.md: the rule file the reader writes beside the config",
 }
 
 

@@ -77,8 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     rules_commands = rules.add_subparsers(required=True, metavar="COMMAND")
     test = rules_commands.add_parser("test", help="run the rule test cases (NAME.test.yaml)")
     test.add_argument("paths", nargs="*", default=["rules"], help="test files or folders (default: rules)")
-    test.add_argument("--engine", choices=["cel-python", "cel-cpp"], default="cel-python")
-    test.add_argument("--format", choices=["text", "json"], default="text")
+    test.add_argument("--engine", choices=["cel-python", "cel-cpp"], default="cel-python",
+                      help="the CEL engine the rules are compiled and run with")
+    test.add_argument("--format", choices=["text", "json"], default="text",
+                      help="json: one object per run, for CI")
     test.add_argument("--coverage", action="store_true",
                       help="also list rules no case evaluated and conditions never true or false")
     test.set_defaults(run=_rules_test)
@@ -88,13 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     sessions_commands = sessions.add_subparsers(required=True, metavar="COMMAND")
     show = sessions_commands.add_parser("show", help="print a session record")
     config_option(show)
-    show.add_argument("session_id")
+    show.add_argument("session_id", help="the session ID (as in the request log)")
     show.set_defaults(run=_sessions, action="show")
     revoke = sessions_commands.add_parser(
         "revoke", help="refuse a session's credentials issued until now (every worker, within 1 s)")
     config_option(revoke)
     target = revoke.add_mutually_exclusive_group(required=True)
-    target.add_argument("session_id", nargs="?")
+    target.add_argument("session_id", nargs="?", help="the session ID (as in the request log)")
     target.add_argument("--identity", metavar=("ISSUER", "SUBJECT"), nargs=2,
                         help="every session of this identity (all clients, all APIs)")
     revoke.set_defaults(run=_sessions, action="revoke")
@@ -113,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--claims", help="a JSON or YAML file of claims (not verified)")
     explain.add_argument("--request", required=True, help="'METHOD /path', e.g. 'GET /v1/orders'")
     explain.add_argument("--header", "-H", action="append", default=[], help="K:V (repeatable)")
-    explain.add_argument("--format", choices=["text", "json"], default="text")
+    explain.add_argument("--format", choices=["text", "json"], default="text",
+                         help="json: the decision and every step, as one object")
     explain.set_defaults(run=_explain)
 
     evaluate = commands.add_parser("eval", help="evaluate one CEL expression (no EXPR: a small REPL)")
@@ -124,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-H", "--header", action="append", default=[], help="'Name: value' (repeatable)")
     evaluate.add_argument("--api", default="api", help="the value of `api` (default: api)")
     evaluate.add_argument("--now", help="the value of `now`, RFC 3339 (default: the clock)")
-    evaluate.add_argument("--engine", choices=["cel-python", "cel-cpp"], default="cel-python")
+    evaluate.add_argument("--engine", choices=["cel-python", "cel-cpp"], default="cel-python",
+                          help="the CEL engine that evaluates the expression")
     evaluate.set_defaults(run=_eval)
 
     replay = commands.add_parser("replay", help="re-decide audit-logged requests under a candidate config")

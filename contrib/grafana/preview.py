@@ -1,4 +1,4 @@
-"""Renders contrib/grafana/preview.svg: four of the dashboard's panels from real data.
+"""Renders docs/assets/grafana-preview.svg: four of the dashboard's panels from real data.
 
     .venv/bin/python contrib/grafana/preview.py [--seconds 40]
 
@@ -29,7 +29,7 @@ from tests.observe.support import observed_config, samples, write  # noqa: E402
 from tests.support.gateways import SECRET_ENV, mint  # noqa: E402
 from tests.support.processes import GatewayProcess  # noqa: E402
 
-OUT = Path(__file__).with_name("preview.svg")
+OUT = Path(__file__).resolve().parents[2] / "docs" / "assets" / "grafana-preview.svg"
 COLOURS = ["#73bf69", "#f2cc0c", "#5794f2", "#ff7383", "#b877d9", "#ff9830"]
 
 

@@ -157,13 +157,20 @@ def test_a_post_without_a_session_gets_401(gw):
     pytest.param("https://gw.test/app?x=1", "https://gw.test/app?x=1", id="absolute on our origin"),
     pytest.param("https://docs.gw.test/p", "https://docs.gw.test/p", id="an allowed origin"),
     pytest.param("https://docs.gw.test//evil.example", "/", id="allowed origin then //"),
+    # a browser reads "\\" as "/": host evil.example, path /@gw.test (urlsplit: host gw.test)
+    pytest.param("https://evil.example\\@gw.test", "/", id="backslash before @ our host"),
+    pytest.param("https://evil.example\\@gw.test/x", "/", id="backslash before @ our host, path"),
+    pytest.param("https://evil.example%5C@gw.test/", "/", id="encoded backslash in userinfo"),
+    pytest.param("https://user@gw.test/x", "/", id="userinfo on our host"),
+    pytest.param("https://[::1/x", "/", id="unclosed IPv6 host"),
+    pytest.param("HTTPS://GW.TEST/x", "https://gw.test/x", id="our origin in capitals: rebuilt"),
 ])
 def test_return_to_is_never_an_open_redirect(target, expected):
     assert safe_return_to(target, PUBLIC, ["https://docs.gw.test"]) == expected
 
 
 @pytest.mark.parametrize("target", ["//evil.example", "/\\evil.example", "https:evil.example",
-                                    "/%2F%2Fevil.example"])
+                                    "/%2F%2Fevil.example", "https://evil.example\\@gw.test/x"])
 def test_the_login_route_sends_hostile_return_to_home(gw, target):
     browser = gw.browser()
     authorize = browser.get(ROUTES + "login", query_string={"return_to": target}).headers["Location"]
@@ -633,12 +640,22 @@ def test_forwarding_is_off_by_default_and_a_client_authorization_never_passes(tm
     pytest.param({"pending_max": 50}, "pending_max", id="too many pending logins"),
     pytest.param({"cache_ttl": "5s"}, "cache_ttl", id="worker copy longer than a second"),
     pytest.param({"session_idle": "2d"}, "session_idle", id="idle above absolute"),
+    pytest.param({"session_idle": "10m", "touch_interval": "10m"}, "touch_interval",
+                 id="last use written no more often than the idle timeout"),
     pytest.param({"extra_params": {"state": "x"}}, "extra_params", id="extra_params sets state"),
+    pytest.param({"extra_params": {"code_verifier": "x" * 50}}, "extra_params",
+                 id="extra_params sets code_verifier"),
+    pytest.param({"extra_params": {"response_mode": "form_post"}}, "extra_params",
+                 id="extra_params sets response_mode"),
+    pytest.param({"refresh_lease": "3s", "http_timeout": "5s"}, "refresh_lease",
+                 id="refresh lease shorter than a provider call"),
     pytest.param({"allowed_origins": ["https://a.example/path"]}, "origin", id="an origin with a path"),
     pytest.param({"routes": "/oidc"}, "routes", id="routes without a trailing slash"),
     pytest.param({"provider": "nope"}, "provider 'nope'", id="unknown provider"),
     pytest.param({"colour": "blue"}, "colour", id="unknown option"),
     pytest.param({"secure_cookies": False}, "secure_cookies", id="insecure cookies over https"),
+    pytest.param({"secure_cookies": False, "public_url": "http://localhost:8080",
+                  "cookie_name": "__Host-app"}, "cookie_name", id="__Host- cookie without Secure"),
 ])
 def test_bad_options_stop_start_up_naming_the_file(tmp_path, idp, options, message):
     import yaml
@@ -713,3 +730,192 @@ def test_limits_count_a_browser_session_like_any_identity(tmp_path, idp, clock):
     statuses = [b.get("/app/x", headers=SCRIPT).status_code for b in (alice, alice_elsewhere)]
     assert statuses == [200, 429]
     assert bob.login(user="bob").status_code == 200
+
+
+def test_a_touch_on_another_worker_during_a_refresh_loses_nothing(tmp_path, idp, clock, memcached):
+    """Worker A refreshes (the provider rotates the refresh token) while worker B writes the
+    session's last use: A's compare-and-set then fails, yet the session holds, with the new
+    tokens (else the spent refresh token stays in the store and the next refresh is a reuse)."""
+    from wsgi_gateway.store.memcached import MemcachedStore
+
+    options = {"touch_interval": f"{idp.token_ttl - 40}s"}
+    a = LoginGateway(tmp_path, idp, clock, name="a", options=options,
+                     store=MemcachedStore([("127.0.0.1", memcached.port)]))
+    b = LoginGateway(tmp_path, idp, clock, name="b", options=options,
+                     store=MemcachedStore([("127.0.0.1", memcached.port)]))
+    browser = a.browser()
+    browser.login()
+    on_b = b.browser()
+    on_b.client.set_cookie("__Host-gw-session", browser.cookie("__Host-gw-session"), domain="gw.test")
+    real_refresh = a.flow.client.refresh
+
+    def refresh_while_b_touches(refresh_token):  # not a mock: the real call, interleaved
+        clock.advance(20)  # B's last-use write is now due (A's was not)
+        assert on_b.get("/app/x", headers=SCRIPT).status_code == 200
+        return real_refresh(refresh_token)
+    a.flow.client.refresh = refresh_while_b_touches
+    clock.advance(idp.token_ttl - 50)  # inside the refresh lead, no touch due yet
+    assert browser.get("/app/x", headers=SCRIPT).status_code == 200
+    a.flow.client.refresh = real_refresh
+    assert idp.login.counts["refresh"] == 1
+    clock.advance(idp.token_ttl - 30)  # the next refresh must use the rotated token
+    assert browser.get("/app/x", headers=SCRIPT).status_code == 200
+    assert (idp.login.counts["refresh"], idp.login.counts["refresh_reused"]) == (2, 0)
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param("/open/x", id="another API (keyless)"),
+    pytest.param("/elsewhere", id="an unmatched path passed through"),
+])
+def test_the_session_cookies_never_reach_another_upstream(tmp_path, idp, clock, path):
+    """The handle is the session's bearer credential: an app behind another route of this
+    gateway must not receive it (it could replay it against the login-protected API)."""
+    gw = LoginGateway(tmp_path, idp, clock, extra_apis=[{"name": "open", "path": "/open",
+                                                         "auth": ["keyless"]}],
+                      routing={"unmatched": "pass"})
+    browser = gw.browser()
+    browser.login()
+    browser.get(ROUTES + "login", query_string={"return_to": "/app/y"})  # a login cookie too
+    assert browser.get(path, headers=SCRIPT).status_code == 200
+    sent = gw.upstream.environ.get("HTTP_COOKIE") or ""
+    assert gw.upstream.environ["PATH_INFO"] == path
+    assert "gw-session" not in sent and "gw-login" not in sent
+
+
+def test_a_clock_stepped_back_does_not_stretch_a_workers_copy_past_a_logout(tmp_path, idp, clock):
+    """The per-worker copy lives at most cache_ttl by the wall clock; when the clock is
+    stepped back (NTP, a resumed VM) a copy must not count as fresh for the whole step."""
+    a = LoginGateway(tmp_path, idp, clock, name="a")
+    b = LoginGateway(tmp_path, idp, clock, name="b", store=a.app.store)
+    browser = a.browser()
+    browser.login()
+    on_b = b.browser()
+    on_b.client.set_cookie("__Host-gw-session", browser.cookie("__Host-gw-session"), domain="gw.test")
+    assert on_b.get("/app/x", headers=SCRIPT).status_code == 200  # b keeps a copy
+    assert browser.post(ROUTES + "logout", headers={"Origin": PUBLIC}).status_code == 303
+    clock.advance(-30)
+    assert on_b.get("/app/x", headers=SCRIPT).status_code == 401
+
+
+def test_a_session_named_under_a_previous_key_is_kept_alive_by_use(tmp_path, idp, clock):
+    """After a secret_key rotation, a session used every hour must not hit the idle
+    timeout (its last use has to be written like any other session's)."""
+    idp.token_ttl = 200_000  # no refresh in the way
+    old = LoginGateway(tmp_path, idp, clock, name="old", secret_key_env="GW_BROWSER_OLD_SECRET_KEY")
+    browser = old.browser()
+    browser.login()
+    new = LoginGateway(tmp_path, idp, clock, name="new", previous_keys=True, store=old.app.store)
+    moved = new.browser()
+    moved.client.set_cookie("__Host-gw-session", browser.cookie("__Host-gw-session"), domain="gw.test")
+    statuses = []
+    for _ in range(10):  # 10 h of hourly use: never idle for 8 h
+        clock.advance(3600)
+        statuses.append(moved.get("/app/x", headers=SCRIPT).status_code)
+    assert statuses == [200] * 10
+
+
+def test_two_tabs_signing_in_at_once_both_come_back(gw):
+    """Two logins pending in one browser (two tabs after the session ended): finishing one
+    keeps the other's binding, so the second tab comes back signed in, not refused as
+    'started in another browser'."""
+    browser = gw.browser()
+    first, second = browser.start("/app/one"), browser.start("/app/two")
+    assert browser.callback(browser.sign_in_at_idp(first)).headers["Location"] == PUBLIC + "/app/one"
+    back = browser.callback(browser.sign_in_at_idp(second))
+    assert back.status_code == 303 and back.headers["Location"] == PUBLIC + "/app/two"
+    assert browser.cookie("__Host-gw-login") is None  # nothing pending any more: cookie gone
+
+
+def test_two_login_clients_may_not_share_a_session_cookie(tmp_path, idp):
+    """Two clients (two routes) under one cookie name overwrite each other's handle at
+    every sign-in: a person bounces between them, and each overwritten session lives on."""
+    import yaml
+    from tests.support.browser_login import gateway_config
+    from wsgi_gateway import build_app, load_config
+    from wsgi_gateway.errors import ConfigError
+
+    config = gateway_config(idp)
+    other = {**config["apis"][0]["auth"][0], "routes": "/.gateway/oidc2/", "scopes": ["openid"]}
+    config["apis"].append({"name": "app2", "path": "/app2", "auth": [other]})
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="cookie_name"):
+        build_app(load_config(path), lambda e, s: [])
+    other["cookie_name"] = "__Host-app2-session"
+    path.write_text(yaml.safe_dump(config))
+    build_app(load_config(path), lambda e, s: []).close()
+
+
+@pytest.mark.parametrize("path, upstream_path", [
+    pytest.param("/app/caf%C3%A9", "/app/café", id="a non-ASCII path (was sent home)"),
+    pytest.param("/app/a%3Fb", "/app/a?b", id="an encoded ? stays in the path"),
+    pytest.param("/app/a%23b", "/app/a#b", id="an encoded # stays in the path"),
+])
+def test_sign_in_returns_to_the_exact_path_asked_for(gw, path, upstream_path):
+    browser = gw.browser()
+    back = browser.callback(browser.sign_in_at_idp(browser.start(path + "?x=1")))
+    assert back.headers["Location"] == PUBLIC + path + "?x=1"
+    browser.get(back.headers["Location"])
+    environ = gw.upstream.environ
+    assert environ["PATH_INFO"].encode("latin-1").decode() == upstream_path
+    assert environ["QUERY_STRING"] == "x=1"
+
+
+def test_an_upstream_cannot_plant_or_delete_the_session_cookie(tmp_path, idp, clock):
+    """An app behind another route (or the login API's own) that sets the gateway's cookie
+    would put the browser into a session of its choosing (a login CSRF) or sign it out."""
+    gw = LoginGateway(tmp_path, idp, clock, extra_apis=[{"name": "open", "path": "/open",
+                                                         "auth": ["keyless"]}])
+    browser = gw.browser()
+    browser.login()
+    handle = browser.cookie("__Host-gw-session")
+
+    def planting_app(environ, start_response):
+        start_response("200 OK", [
+            ("Content-Type", "text/plain"),
+            ("Set-Cookie", "__Host-gw-session=planted; Path=/; Secure; HttpOnly; SameSite=Lax"),
+            ("set-cookie", "__Host-gw-login=planted; Path=/; Secure"),
+            ("Set-Cookie", "theme=dark; Path=/")])
+        return [b"ok"]
+    gw.upstream.app = planting_app
+    for path in ("/open/x", "/app/x"):
+        response = browser.get(path, headers=SCRIPT)
+        assert response.status_code == 200
+        assert response.headers.getlist("Set-Cookie") == ["theme=dark; Path=/"]
+    assert browser.cookie("__Host-gw-session") == handle
+
+
+@pytest.mark.parametrize("status", [
+    pytest.param(429, id="rate limited (an OAuth error body)"),
+    pytest.param(400, id="400 server_error"),
+])
+def test_a_provider_error_that_is_not_a_refusal_keeps_the_session(gw, idp, clock, status):
+    """Only a refusal of the grant (invalid_grant and the other RFC 6749 §5.2 codes) ends a
+    session; a rate limit or server_error at the token endpoint is an outage (Auth0
+    answers 429 with {"error": "too_many_requests"}): every refresh in it ended a session."""
+    browser = gw.browser()
+    browser.login()
+    idp.set_status(status, paths=["/token"])  # body {"error": "server_error"}
+    clock.advance(idp.token_ttl - 30)  # refresh due, the token still valid
+    assert browser.get("/app/x", headers=SCRIPT).status_code == 200
+    idp.set_status(None)
+    clock.advance(1.01)
+    assert browser.get("/app/x", headers=SCRIPT).status_code == 200
+    assert idp.login.counts["refresh"] == 1
+
+
+@pytest.mark.parametrize("header", [
+    pytest.param({"Sec-Purpose": "prefetch"}, id="Sec-Purpose prefetch (Chrome)"),
+    pytest.param({"Sec-Purpose": "prefetch;prerender"}, id="Sec-Purpose prerender"),
+    pytest.param({"Purpose": "prefetch"}, id="Purpose prefetch"),
+    pytest.param({"X-Moz": "prefetch"}, id="X-Moz prefetch (Firefox)"),
+])
+def test_a_prefetched_logout_link_does_not_sign_out(gw, header):
+    """A browser prefetches or prerenders same-origin links (speculation rules, link
+    prefetch): a logout link on a page must not end the session before it is clicked."""
+    browser = gw.browser()
+    browser.login()
+    response = browser.get(ROUTES + "logout", headers={**NAV, "Sec-Fetch-Site": "same-origin",
+                                                       **header})
+    assert response.status_code >= 400 and "Set-Cookie" not in response.headers
+    assert browser.get("/app/x", headers=SCRIPT).status_code == 200

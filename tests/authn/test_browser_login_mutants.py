@@ -17,6 +17,8 @@ from wsgi_gateway.authn.oidc_login.client import OidcClient
 from wsgi_gateway.authn.oidc_login.login import LoginFlow
 from wsgi_gateway.authn.oidc_login.sealing import Sealer
 from wsgi_gateway.authn.oidc_login.sessions import BrowserSessions
+from wsgi_gateway.middleware import mutate as mutate_mw
+from wsgi_gateway.mutate.strip import ClientHeaderStrip
 
 
 @pytest.fixture(autouse=True)
@@ -132,6 +134,12 @@ MUTANTS = [
                  "test_idle_timeout", id="no idle timeout"),
     pytest.param(_lease_always_granted, "test_a_request_waits_for_another_workers_refresh",
                  id="no refresh lease"),
+    pytest.param(lambda mp, gw, idp: mp.setattr(ClientHeaderStrip, "add_cookies", lambda self, n: None),
+                 "test_the_session_cookies_never_reach_another_upstream",
+                 id="session cookie passed to other upstreams"),
+    pytest.param(lambda mp, gw, idp: mp.setattr(mutate_mw, "_without_set_cookies", lambda s, n: s),
+                 "test_an_upstream_cannot_plant_or_delete_the_session_cookie",
+                 id="an upstream sets the session cookie"),
 ]
 
 # arguments for parametrized attack tests: the case the mutant must break
@@ -140,7 +148,8 @@ CASES = {"test_a_bad_id_token_is_refused": {"override": {"aud": "another-client"
          "test_unsafe_methods_need_a_same_origin_request": {
              "headers": {"Origin": "https://evil.example"}, "status": 403},
          "test_scripts_get_401_not_a_redirect": {"headers": {"Accept": "application/json"}},
-         "test_idle_timeout": {"advance": 8 * 3600 + 10, "alive": False}}
+         "test_idle_timeout": {"advance": 8 * 3600 + 10, "alive": False},
+         "test_the_session_cookies_never_reach_another_upstream": {"path": "/open/x"}}
 
 
 @pytest.mark.parametrize("mutate, attack", MUTANTS)

@@ -30,7 +30,8 @@ headers:
 """
 # what legitimately differs between the wrapped app and a URL upstream
 HOP_OR_FORWARDING = {"Host", "Connection", "X-Forwarded-For", "X-Forwarded-Proto",
-                     "X-Forwarded-Host", "Forwarded", "X-Request-Id"}
+                     "X-Forwarded-Host", "Forwarded", "X-Request-Id",
+                     "Traceparent"}  # a new span per request, by design
 
 
 @pytest.fixture(scope="module")

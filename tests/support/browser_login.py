@@ -60,7 +60,8 @@ def make_idp(*, public: str = PUBLIC, clock=None) -> TestIdP:
 def gateway_config(idp: TestIdP, *, public: str = PUBLIC, store: dict | None = None,
                    options: dict | None = None, auth_extra: list | None = None,
                    previous_keys: bool = False, secret_key_env: str = "GW_BROWSER_SECRET_KEY",
-                   rules: str | None = None, policies: dict | None = None) -> dict:
+                   rules: str | None = None, policies: dict | None = None,
+                   extra_apis: list | None = None, routing: dict | None = None) -> dict:
     method = {"method": "oidc_login", "provider": "idp", "client_id": CLIENT_ID,
               "client_secret": {"env": "GW_BROWSER_CLIENT_SECRET"}, "public_url": public,
               "scopes": ["openid", "profile", "email", "offline_access"], **(options or {})}
@@ -72,8 +73,11 @@ def gateway_config(idp: TestIdP, *, public: str = PUBLIC, store: dict | None = N
                        "jwks": {"timeout": "1s", "warmup": "3s"}}],
         "apis": [{"name": "app", "path": "/app", "auth": [*(auth_extra or []), method],
                   **({"rules": rules} if rules else {}),
-                  **({"default_policy": next(iter(policies))} if policies else {})}],
+                  **({"default_policy": next(iter(policies))} if policies else {})},
+                 *(extra_apis or [])],
     }
+    if routing:
+        config["routing"] = routing
     if policies:
         config["policies"] = policies
     if previous_keys:

@@ -69,12 +69,20 @@ def _keys_file(node: object, where: Where) -> str:
 class ApiKeyOptions:
     """Options of the ``apikey`` method in an API's ``auth`` list."""
 
-    source: Literal["header", "bearer", "query"] = "header"  # query: keys end up in URL logs
-    name: str | None = None           # header or query parameter; default X-API-Key / api_key
-    realm: str | None = None          # WWW-Authenticate realm; default: the API name
+    source: Literal["header", "bearer", "query"] = "header"
+    """Where the key is read: header, bearer (Authorization: Bearer) or query (keys then end
+    up in URL logs).
+    """
+    name: str | None = None
+    """The header or query parameter; default X-API-Key / api_key."""
+    realm: str | None = None
+    """WWW-Authenticate realm; default: the API name."""
     keys_file: str | None = field(default=None, metadata={"parse": _keys_file})
+    """Static hashed keys, YAML or JSON, relative to the config."""
     cache_ttl: float = field(default=1.0, metadata={"parse": parsed(parse_duration)})
-    cache_size: int = 10_000          # key records kept per worker
+    """How long a worker trusts a looked-up record; at most 1 s."""
+    cache_size: int = 10_000
+    """Key records kept per worker."""
 
     def __post_init__(self):
         if self.source == "bearer" and self.name:

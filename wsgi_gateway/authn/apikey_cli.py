@@ -54,15 +54,15 @@ def add_commands(subparsers) -> None:
     listing.set_defaults(run=_guarded(_list))
 
     show = commands.add_parser("show", help="print a key's record as JSON (never the key)")
-    show.add_argument("key_id", type=_key_id)
+    show.add_argument("key_id", type=_key_id, help="the key ID (keys list shows them)")
     show.set_defaults(run=_guarded(_show))
 
     revoke = commands.add_parser("revoke", help="refuse a key on every worker within 1 s")
-    revoke.add_argument("key_id", type=_key_id)
+    revoke.add_argument("key_id", type=_key_id, help="the key ID (keys list shows them)")
     revoke.set_defaults(run=_guarded(_revoke))
 
     rotate = commands.add_parser("rotate", help="issue a replacement; the old key ends after --grace")
-    rotate.add_argument("key_id", type=_key_id)
+    rotate.add_argument("key_id", type=_key_id, help="the key ID (keys list shows them)")
     rotate.add_argument("--grace", type=_duration, default=86400.0,
                         help="how long the old key stays valid (default 24h; 0 ends it now)")
     rotate.add_argument("--expires", type=_lifetime,

@@ -67,12 +67,19 @@ class LockoutOptions:
     user and/or address is refused for ``duration``."""
 
     attempts: int = 5
+    """Failures allowed within window."""
     window: float = _duration(default=300.0)
+    """The period failures are counted over."""
     duration: float = _duration(default=900.0)
+    """How long a locked user or address is refused."""
     per: tuple[Literal["user", "address"], ...] = ("user", "address")
+    """Count per user name, per client address (REMOTE_ADDR), or both."""
     # closed: 503 while the store cannot count (a lockout that silently stops counting
     # invites guessing); open: check the password without any lockout
     on_store_failure: Literal["closed", "open"] = "closed"
+    """closed: 503 while failures cannot be counted (a lockout that silently stops counting
+    invites guessing); open: check passwords without lockout.
+    """
 
     def __post_init__(self):
         if not 1 <= self.attempts <= 1000:
@@ -88,10 +95,15 @@ class BasicOptions:
     """Options of the ``basic`` method in an API's ``auth`` list."""
 
     users_file: Path = field(metadata={"parse": _users_file})
-    realm: str | None = None            # WWW-Authenticate realm; default: the API name
-    cache_size: int = 10_000            # verified credentials kept per worker; 0 = none
+    """The users file (wsgi-gateway users add), relative to the config."""
+    realm: str | None = None
+    """WWW-Authenticate realm; default: the API name."""
+    cache_size: int = 10_000
+    """Verified credentials kept per worker; 0 = none."""
     cache_ttl: float = _duration(default=300.0)
+    """How long a verified credential is kept."""
     lockout: LockoutOptions | None = field(default_factory=LockoutOptions)
+    """Failed attempts counted in the store; null turns it off."""
 
     def __post_init__(self):
         if self.realm is not None and not _REALM.match(self.realm):

@@ -41,9 +41,14 @@ class CustomOptions:
     """Options of the ``custom`` method."""
 
     entry_point: str | None = None
+    """A name in the wsgi_gateway.authenticators entry-point group of an installed package
+    (or give class).
+    """
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """Passed to the class's from_options, which validates them at load."""
     # ``class`` is a Python keyword: the loader maps the YAML key onto this field
     class_: str | None = field(default=None, metadata={"key": "class"})
+    """module:attribute of the authenticator class (or give entry_point)."""
 
     def __post_init__(self):
         if (self.class_ is None) == (self.entry_point is None):

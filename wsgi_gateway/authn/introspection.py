@@ -62,29 +62,56 @@ def _secret(node: object, where: Where) -> Secret:
 class IntrospectionOptions:
     """Options of the ``introspection`` method in an API's ``auth`` list."""
 
-    client_id: str                       # the gateway's client at the provider
-    client_secret: Secret = field(metadata={"parse": _secret})  # {env: NAME} or {file: PATH}
-    issuer: str | None = None            # expected iss; with discovery, where to look
-    discovery: bool = False              # endpoint from <issuer>/.well-known/openid-configuration
-    endpoint: str | None = None          # or the introspection URL itself
+    client_id: str
+    """The gateway's own client at the provider."""
+    client_secret: Secret = field(metadata={"parse": _secret})
+    """Its secret, {env: NAME} or {file: PATH}."""
+    issuer: str | None = None
+    """The expected iss; with discovery, where to look."""
+    discovery: bool = False
+    """Find the endpoint at <issuer>/.well-known/openid-configuration."""
+    endpoint: str | None = None
+    """Or the introspection URL itself."""
     client_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
-    jwt: bool = False                    # also introspect tokens with dots (JWTs)
-    audiences: tuple[str, ...] = ()      # the answer's aud must contain one; empty = any
-    client_ids: tuple[str, ...] = ()     # approved clients; empty = any
-    identity_claim: str = "sub"          # dot notation reaches nested members
-    scope_claim: str = "scope"           # a space-delimited string or a list
-    org_claim: str | None = None         # sessions key on this instead of the issuer
-    clock_skew: float = _duration(30.0)  # leeway for exp
-    cache_ttl: float = _duration(30.0)   # active answers, in the store; 0 = until exp
-    negative_ttl: float = _duration(10.0)  # inactive answers; 0 = not cached
-    local_ttl: float = _duration(1.0)    # per worker, in front of the store (<= 1 s)
-    cache_size: int = 10_000             # decisions kept per worker
-    timeout: float = _duration(2.0)      # one whole provider call
-    retry_after: float = _duration(1.0)  # after a provider failure, calls fail fast this long
-    max_token_size: int = 8192           # bytes; larger tokens are refused unsent
+    """client_secret_basic: HTTP Basic with the ID and secret form-urlencoded first (RFC
+    6749 section 2.3.1); client_secret_post: both in the form body.
+    """
+    jwt: bool = False
+    """Also introspect tokens with dots (JWTs); by default they are left to the jwt method."""
+    audiences: tuple[str, ...] = ()
+    """The answer's aud must contain one; empty = any."""
+    client_ids: tuple[str, ...] = ()
+    """Approved clients; empty = any."""
+    identity_claim: str = "sub"
+    """The member that is the identity; dot notation reaches nested members."""
+    scope_claim: str = "scope"
+    """A space-delimited string or a list."""
+    org_claim: str | None = None
+    """Sessions key on this instead of the issuer."""
+    clock_skew: float = _duration(30.0)
+    """Leeway for exp."""
+    cache_ttl: float = _duration(30.0)
+    """Active answers are kept in the store min(cache_ttl, exp - now); 0 = until exp. At
+    most 1d.
+    """
+    negative_ttl: float = _duration(10.0)
+    """Inactive answers are kept this long; 0 = not cached."""
+    local_ttl: float = _duration(1.0)
+    """Per worker, in front of the store (at most 1 s)."""
+    cache_size: int = 10_000
+    """Decisions kept per worker."""
+    timeout: float = _duration(2.0)
+    """One whole provider call."""
+    retry_after: float = _duration(1.0)
+    """After a provider failure, calls fail fast this long."""
+    max_token_size: int = 8192
+    """Bytes; larger tokens are refused unsent."""
     source: Literal["bearer", "header", "cookie", "query"] = "bearer"
-    name: str | None = None              # the header, cookie or query parameter name
-    realm: str | None = None             # WWW-Authenticate realm; default: the API name
+    """Where the token is read: bearer, header, cookie or query."""
+    name: str | None = None
+    """The header, cookie or query parameter name."""
+    realm: str | None = None
+    """WWW-Authenticate realm; default: the API name."""
 
     def __post_init__(self):
         if bool(self.discovery) == (self.endpoint is not None):

@@ -78,13 +78,26 @@ def _fingerprints(node: object) -> tuple[str, ...]:
 class MtlsOptions:
     """Options of the ``mtls`` method in an API's ``auth`` list."""
 
-    header: str | None = None          # a trusted proxy's header, e.g. X-Client-Cert
-    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose header is believed; needs header
+    header: str | None = None
+    """A trusted proxy's header carrying the certificate, e.g. X-Client-Cert; without it
+    gunicorn terminates TLS.
+    """
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDRs whose header is believed; needs header."""
     ca_file: str | None = field(default=None, metadata={"parse": _ca_file})
+    """PEM file of CA certificates (relative to the config), checked at load; required with
+    header; with direct TLS it narrows what gunicorn's ca_certs accepted.
+    """
     fingerprints: tuple[str, ...] = field(default=(), metadata={"parse": parsed(_fingerprints)})
+    """Allow-list of SHA-256 fingerprints of the DER certificate; empty = any certificate
+    the CAs issued.
+    """
     identity_from: Literal["subject_cn", "san_dns", "san_email", "san_uri"] = "subject_cn"
+    """subject_cn, or the first san_dns, san_email or san_uri (e.g. SPIFFE IDs)."""
     clock_skew: float = field(default=0.0, metadata={"parse": parsed(parse_duration)})
-    cache_size: int = 10_000           # verified certificates kept per worker
+    """Leeway for not_before and not_after."""
+    cache_size: int = 10_000
+    """Verified certificates kept per worker."""
 
     def __post_init__(self):
         if self.header is not None and not _TOKEN.match(self.header):

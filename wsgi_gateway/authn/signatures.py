@@ -69,11 +69,19 @@ class HmacOptions:
     """Options of the ``hmac`` method (draft-cavage ``Authorization: Signature``)."""
 
     secrets_file: Path = field(metadata={"parse": _keys_file})
+    """The signing keys file, relative to the config; faults stop start-up as FILE:LINE:
+    keys.ID: ...
+    """
     algorithms: tuple[str, ...] = ("hmac-sha256",)
-    max_skew: float = _duration(default=300.0)         # |now - Date| allowed
+    """Accepted algorithms."""
+    max_skew: float = _duration(default=300.0)
+    """|now - Date| allowed."""
     required_headers: tuple[str, ...] = ("(request-target)", "date")
-    replay: bool = True                                # refuse a signature seen before
-    realm: str | None = None                           # default: the API name
+    """What every signature must cover (must include date)."""
+    replay: bool = True
+    """Refuse a signature seen before (one store add per request)."""
+    realm: str | None = None
+    """WWW-Authenticate realm; default: the API name."""
 
     def __post_init__(self):
         _check_common(self.realm, self.max_skew)
@@ -94,12 +102,21 @@ class HttpsigOptions:
     """
 
     keys_file: Path = field(metadata={"parse": _keys_file})
+    """The signing keys file (the same format as hmac's), relative to the config."""
     algorithms: tuple[str, ...] = ("hmac-sha256",) + ASYMMETRIC
-    max_skew: float = _duration(default=300.0)         # |now - created| allowed
+    """Accepted algorithms (RFC 9421 names)."""
+    max_skew: float = _duration(default=300.0)
+    """|now - created| allowed."""
     required_components: tuple[str, ...] = ("@method", "@target-uri|@path", "@authority")
+    """Each must be signed (a|b: either). With a body, content-digest (RFC 9530) or digest
+    must be signed and must match the body.
+    """
     replay: bool = True
-    max_body: int = 1_048_576                          # bytes read to check a digest
+    """Refuse a signature seen before (one store add per request)."""
+    max_body: int = 1_048_576
+    """Bytes read to check a digest."""
     realm: str | None = None
+    """WWW-Authenticate realm; default: the API name."""
 
     def __post_init__(self):
         _check_common(self.realm, self.max_skew)

@@ -48,7 +48,7 @@ def add_commands(subparsers) -> None:
     add.set_defaults(run=_run(_add))
 
     remove = commands.add_parser("remove", help="remove a user")
-    remove.add_argument("name")
+    remove.add_argument("name", help="the user name")
     remove.set_defaults(run=_run(_remove))
 
     listing = commands.add_parser("list", help="list users, hash parameters and claims")

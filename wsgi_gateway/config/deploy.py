@@ -53,4 +53,4 @@ def _unkeyed_digests(config: GatewayConfig) -> list[str]:
         return []
     return [f"{config.source}: secret_key is not set: {', '.join(used)} credentials are named in "
             "memcached by a plain SHA-256, so whoever can write to memcached can plant a record "
-            "for a credential of their own; set secret_key (see the README, Configuration)"]
+            "for a credential of their own; set secret_key (see docs/operators/configuration.md, Credential digests)"]

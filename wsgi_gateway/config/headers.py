@@ -22,10 +22,21 @@ class ClientHeadersConfig:
     ``X-Request-Id`` is believed by default.
     """
 
-    trusted_proxies: tuple[str, ...] = ()  # addresses or CIDRs of the proxies in front
-    strip_defaults: bool = True            # false: only injected, dropped and listed names
-    strip: tuple[str, ...] = ()            # more names; a trailing * makes a prefix (X-Corp-*)
-    keep: tuple[str, ...] = ()             # names of the default list to pass through
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or CIDRs of the proxies in front (REMOTE_ADDR): only from them are
+    Forwarded, X-Forwarded-*, X-Real-Ip passed upstream and X-Request-Id believed.
+    """
+    strip_defaults: bool = True
+    """Remove the documented identity headers (X-Remote-User, X-Consumer-Id, X-Auth-Request-
+    User ...) from every request; false turns that list off (injected and dropped headers
+    are still removed).
+    """
+    strip: tuple[str, ...] = ()
+    """More names removed from every request; a trailing * makes a prefix (X-Corp-*)."""
+    keep: tuple[str, ...] = ()
+    """Names of the default identity list to pass through (e.g. [X-Email] if your app uses
+    it for something else).
+    """
 
     def __post_init__(self):
         from ..mutate.identity_headers import DEFAULT_IDENTITY_HEADERS

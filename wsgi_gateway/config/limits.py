@@ -35,12 +35,26 @@ class LimitsConfig:
     """
 
     algorithm: Literal["sliding", "fixed"] = "sliding"
+    """sliding (the previous window weighted by its overlap) or fixed (calendar windows,
+    exact, up to twice the rate across a boundary).
+    """
     mode: Literal["auto", "exact", "leased"] = "auto"
+    """auto (limits below 10,000 per window exact, larger ones leased in blocks of limit/1000),
+    exact (every request counted in the store) or leased (units taken lease at a time per
+    worker).
+    """
     lease: int = 10
+    """Units a worker takes at a time in leased mode (2-1000)."""
     headers: Literal["both", "rate", "quota", "off"] = "both"
-    quota_status: Literal[429, 403] = 429            # Tyk answers an exceeded quota with 403
+    """Which RateLimit headers responses carry: both, rate, quota or off."""
+    quota_status: Literal[429, 403] = 429
+    """Status of an exceeded quota: 429, or 403 (as Tyk answers)."""
     quota_renewal: Literal["calendar", "first_use"] = "calendar"
+    """calendar (periods aligned to the epoch) or first_use (a period starts at the first
+    request).
+    """
     refused: Literal["free", "counted"] = "free"
+    """free: a refused request gives its slot back; counted: it counts too (a penalty mode)."""
 
     def __post_init__(self):
         if not 2 <= self.lease <= 1000:
@@ -52,10 +66,17 @@ class SessionsConfig:
     """Session records per identity: policies, first and last use, revocation."""
 
     enabled: bool = True
-    cache_ttl: float = _duration(1.0)        # a worker re-reads a session (and revocation) this often
-    touch_interval: float = _duration(60.0)  # last_seen is written at most this often
-    ttl: float = _duration(30 * 86400.0)     # a session record lives this long after last use
-    header: str | None = None                # inject the session ID upstream, e.g. X-Session-Id
+    """Keep a session record per identity (needed for sessions revoke and first/last use)."""
+    cache_ttl: float = _duration(1.0)
+    """How long a worker trusts its copy of a record and its revocation markers (at most 1
+    s).
+    """
+    touch_interval: float = _duration(60.0)
+    """last_seen is written at most this often."""
+    ttl: float = _duration(30 * 86400.0)
+    """A session record lives this long after its last use."""
+    header: str | None = None
+    """Inject the session ID upstream under this header, e.g. X-Session-Id."""
 
     def __post_init__(self):
         if not 0 < self.cache_ttl <= 1.0:
@@ -76,11 +97,16 @@ class StoreFailureConfig:
     where the identity itself lives in the store.
     """
 
-    rate_limits: Failure = "open"        # served without rate limits
-    quotas: Failure = "open"             # served without quotas
-    revocation_checks: Failure = "open"  # self-contained credentials (JWT, introspection,
-                                         # basic, mTLS, ...): verified without the store
-    store_credentials: Failure = "closed"  # gateway-issued API keys: the record is the identity
+    rate_limits: Failure = "open"
+    """open: served without rate limits while the store fails; closed: 503."""
+    quotas: Failure = "open"
+    """open: served without quotas while the store fails; closed: 503."""
+    revocation_checks: Failure = "open"
+    """Self-contained credentials (JWT, introspection, basic, mTLS ...) are verified without
+    the store; open serves them unchecked for revocation, closed answers 503.
+    """
+    store_credentials: Failure = "closed"
+    """Gateway-issued API keys, whose record is the identity: closed (503) by default."""
 
     def summary(self) -> str:
         """The start-up log line's matrix."""

@@ -1,6 +1,8 @@
 """The typed, frozen configuration. Every key a user can write is a field here.
 
-The README's configuration reference follows this file; keep them together.
+Each field's meaning is its attribute docstring (the string on the line after it):
+docs/reference/configuration.md is generated from them (contrib/docs_reference.py), and
+tests/test_docs.py fails when a field has none or the committed page is stale.
 """
 
 from __future__ import annotations
@@ -92,15 +94,33 @@ class StoreConfig:
     """
 
     backend: Literal["memory", "memcached"] = "memory"
+    """memory: embedded, per process (each gunicorn worker has its own; the demo default).
+    memcached: shared by every worker and host.
+    """
     servers: tuple[tuple[str, int], ...] = field(default=(), metadata={"parse": _servers})
-    namespace: str = "gw"              # prefix of every key, so gateways can share a memcached
-    connect_timeout: float = _duration(default=0.1)  # loopback/LAN memcached answers in <1 ms
-    timeout: float = _duration(default=0.1)          # per operation
-    retry_after: float = _duration(default=1.0)      # a failed server is skipped this long
-    max_items: int = 100_000           # memory backend: bound, least recently used evicted
-    on_failure: StoreFailureConfig = StoreFailureConfig()  # the degraded-mode matrix
-    # revocations also appended here, so they survive a restart of every memcached
+    """[host:port, ...], required for memcached; several servers form one consistent-hash
+    cluster. IPv6 as [::1]:11211.
+    """
+    namespace: str = "gw"
+    """Prefix of every key, so several gateways can share a memcached."""
+    connect_timeout: float = _duration(default=0.1)
+    """Per connection attempt (a loopback or LAN memcached answers in under 1 ms)."""
+    timeout: float = _duration(default=0.1)
+    """Per store operation."""
+    retry_after: float = _duration(default=1.0)
+    """After a failure a server is left alone this long: calls fail at once instead of each
+    waiting for a timeout (a circuit breaker per worker thread).
+    """
+    max_items: int = 100_000
+    """Memory backend only: the bound; least recently used entries go first."""
+    on_failure: StoreFailureConfig = StoreFailureConfig()
+    """Per concern, open (serve and log) or closed (503 with Retry-After) while the store
+    fails.
+    """
     revocations_file: str | None = field(default=None, metadata={"parse": _revocations_file})
+    """A file (relative to the config; its directory must exist) where sessions revoke and
+    keys revoke also append revocations, so they survive a restart of every memcached.
+    """
 
     def __post_init__(self):
         if self.backend == "memcached" and not self.servers:
@@ -132,18 +152,43 @@ class ApiConfig:
     """One API: requests under ``path`` belong to it."""
 
     name: str
+    """1-64 of A-Za-z0-9_.-, unique: names the API in logs, policies and rules (the api
+    variable).
+    """
     path: str
+    """Path prefix, matched at segment boundaries (/v1/orders takes /v1/orders/7, not
+    /v1/ordersX); the longest match wins. Unique; may not overlap the ops prefix.
+    """
     upstream: UpstreamConfig = field(default=UpstreamConfig(), metadata={"parse": parse_upstream})
+    """Where requests go: app (the wrapped WSGI app), an http(s):// URL, or a mapping with
+    targets and the options below.
+    """
     auth: tuple[AuthMethodConfig, ...] = field(
         default=(AuthMethodConfig("keyless"),), metadata={"parse": _auth_methods})
-    auth_mode: Literal["any", "all"] = "any"  # any: the first method with a credential decides;
-    #                                           all: every method must succeed
-    identity_from: str | None = None   # with auth_mode all: the method whose identity counts
-    rules: str | None = None           # a CEL rule file (rules/…yaml), relative to this config
-    strip_auth: bool = True            # the upstream never sees the client's credentials
-    segregate_by_client: bool = False  # one session per identity *and* client ID
-    default_policy: str | None = None  # applied when the rules assign none (or there are none)
-    drop_headers: tuple[str, ...] = () # client headers never forwarded (e.g. X-Forwarded-User)
+    """Authentication methods, tried in order: a method id, or {method: ID, ...options} (see
+    the auth[...] sections). The first that recognises a credential decides; a bad
+    credential fails the request and does not fall through.
+    """
+    auth_mode: Literal["any", "all"] = "any"
+    """any: the first method that recognises a credential decides; all: every method must
+    succeed.
+    """
+    identity_from: str | None = None
+    """With auth_mode all: the method whose identity counts (default: the first)."""
+    rules: str | None = None
+    """A CEL rule file, relative to this config."""
+    strip_auth: bool = True
+    """Remove the client's credentials (Authorization and the methods' own headers) before
+    the upstream.
+    """
+    segregate_by_client: bool = False
+    """One session per identity and client ID (otherwise per identity)."""
+    default_policy: str | None = None
+    """The policy applied when the rules assign none (or there are no rules)."""
+    drop_headers: tuple[str, ...] = ()
+    """Client headers never forwarded, e.g. [X-Corp-Role]; like every strip list it applies
+    to the whole gateway.
+    """
 
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.name):
@@ -163,7 +208,10 @@ class ApiConfig:
 class RoutingConfig:
     """What happens to a request that matches no API's path."""
 
-    unmatched: Literal["not_found", "pass"] = "not_found"  # pass = straight to the app, unauthenticated
+    unmatched: Literal["not_found", "pass"] = "not_found"
+    """A path no API takes: not_found (404 problem) or pass (straight to the app,
+    unauthenticated: use with care). Passed requests still lose every stripped header.
+    """
 
 
 def _trust_incoming(node: object, where: Where) -> str:
@@ -184,8 +232,15 @@ class RequestIdConfig:
     """
 
     header: str = "X-Request-Id"
+    """The request ID header, in (when trusted) and out, and passed upstream under the same
+    name.
+    """
     trust_incoming: Literal["trusted_proxies", "always", "never"] = field(
         default="trusted_proxies", metadata={"parse": _trust_incoming})
+    """Whose incoming ID is accepted (when it is 1-128 of A-Za-z0-9._:-): trusted_proxies,
+    always (a client then picks the ID your logs show) or never; true/false still mean
+    always/never. Otherwise 128 random bits, hex.
+    """
 
 
 @dataclass(frozen=True)
@@ -193,8 +248,11 @@ class LoggingConfig:
     """One logging setup for the gateway and its request log."""
 
     format: Literal["text", "json"] = "text"
+    """text (key=value) or json (one object per line, gunicorn's own lines included)."""
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    access_log: bool = True            # one line per request
+    """The lowest level written."""
+    access_log: bool = True
+    """One line per request."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +260,7 @@ class OpsConfig:
     """Reserved paths (health, ready) under ``prefix``: never routed, never limited."""
 
     prefix: str = "/.gateway/"
+    """The reserved prefix of health and ready; never routed, never limited."""
 
     def __post_init__(self):
         if not re.fullmatch(r"/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*/", self.prefix):
@@ -265,9 +324,17 @@ class CelConfig:
     """Which CEL engine evaluates the rules, and the bounds of one evaluation
     (defaults and meaning: ``wsgi_gateway.cel.limits``)."""
 
-    engine: Literal["cel-python", "cel-cpp"] = "cel-python"  # cel-cpp: pip install 'wsgi-gateway[fast-cel]'
-    cost_limit: int = 2_000_000    # static worst-case cost a rule may have; over it, refused at load
-    timeout: float = _duration(default=0.5)  # run-time bound of one cel-python evaluation
+    engine: Literal["cel-python", "cel-cpp"] = "cel-python"
+    """cel-python, or cel-cpp (pip install 'wsgi-gateway[fast-cel]')."""
+    cost_limit: int = 2_000_000
+    """The largest static worst-case cost a rule may have (Kubernetes-style units: 1 per
+    node, 0.1 per character, 1 per list element), estimated at load from the declared
+    input bounds; a rule over it is refused with file:line.
+    """
+    timeout: float = _duration(default=0.5)
+    """Run-time bound of one cel-python evaluation, read at every comprehension step
+    (cel-cpp cannot be interrupted from Python: the static cost is its bound).
+    """
 
     def __post_init__(self) -> None:
         if self.cost_limit <= 0 or self.timeout <= 0:
@@ -286,27 +353,58 @@ class GatewayConfig:
 
     source: Path = field(default=Path("<defaults>"), metadata={"internal": True})
     server: Mapping[str, Any] = field(default_factory=lambda: _EMPTY, metadata={"parse": _server})
-    app: str | None = None              # module:callable of the wrapped WSGI app
+    """gunicorn settings by their gunicorn names (bind, workers, worker_class, threads,
+    timeout, keepalive, certfile, ...), each checked by gunicorn's own validator at load;
+    wsgi_app and config are refused. Default: bind 127.0.0.1:8000, 2 workers, and
+    gunicorn's per-user control socket off (control_socket_disable: true) so two gateways
+    on a host do not collide.
+    """
+    app: str | None = None
+    """module:callable of the wrapped WSGI app (module:factory() calls a factory); --app
+    overrides it.
+    """
     store: StoreConfig = StoreConfig()
+    """Where sessions, counters, API key records and revocations live."""
     apis: tuple[ApiConfig, ...] = ()
+    """The APIs: a request belongs to the API with the longest matching path prefix."""
     routing: RoutingConfig = RoutingConfig()
+    """What happens to a request no API takes."""
     client_headers: ClientHeadersConfig = ClientHeadersConfig()
+    """Which client headers never reach an upstream, and which proxies to believe."""
     request_id: RequestIdConfig = RequestIdConfig()
+    """The request ID: which header, and whose incoming value to believe."""
     logging: LoggingConfig = LoggingConfig()
+    """Log format and level for the gateway, its request log and gunicorn."""
     ops: OpsConfig = OpsConfig()
+    """The reserved paths of health and readiness."""
     # keys the digests that name credentials in the store (API key records, the
     # introspection cache): see authn/digests.py. previous_secret_keys: still accepted
     # on lookup after a rotation, never used for new records.
     secret_key: Secret | None = field(default=None, metadata={"parse": _secret_key})
+    """Keys the HMAC digests that name credentials in the store (API key records, the
+    introspection cache), {env: NAME} or {file: PATH}, at least 32 bytes. Without it they
+    are plain SHA-256 and check warns when memcached holds them.
+    """
     previous_secret_keys: tuple[Secret, ...] = field(default=(), metadata={"parse": _secret_keys})
-    providers: tuple[ProviderConfig, ...] = ()  # trusted token issuers (JWT / OIDC)
+    """Earlier secret_keys, still accepted when a stored API key is checked, never used for
+    new records: the rotation list. Needs secret_key.
+    """
+    providers: tuple[ProviderConfig, ...] = ()
+    """Trusted token issuers (JWT / OpenID Connect)."""
     policies: Mapping[str, PolicyConfig] = field(default_factory=lambda: _EMPTY)
+    """Named policies (rate, quota, access) that rule files and default_policy assign."""
     cel: CelConfig = CelConfig()
+    """The CEL engine and the bounds of one rule evaluation."""
     limits: LimitsConfig = LimitsConfig()
+    """How rate limits and quotas are counted and announced."""
     sessions: SessionsConfig = SessionsConfig()
+    """Session records per identity: caching, last use, revocation."""
     metrics: MetricsConfig = MetricsConfig()
+    """Prometheus metrics: off by default; the path, who may scrape it, the multiprocess directory."""
     audit: AuditConfig = AuditConfig()
+    """The decision audit log: one JSON line per decision, its file, sampling and listed claims."""
     tracing: TracingConfig = TracingConfig()
+    """W3C trace context: accepted from trusted proxies, else generated, passed upstream."""
 
     def __post_init__(self):
         if self.previous_secret_keys and self.secret_key is None:

@@ -23,8 +23,11 @@ class AccessRight:
     matches across ``/``); empty lists allow every method / path."""
 
     api: str
+    """The API's name."""
     methods: tuple[str, ...] = ()
+    """Upper-case HTTP methods; empty = every method."""
     paths: tuple[str, ...] = ()
+    """Glob patterns (* matches across /); empty = every path."""
 
     def __post_init__(self):
         bad = [m for m in self.methods if not _METHOD.match(m)]
@@ -43,10 +46,16 @@ class PolicyConfig:
     """A named policy. Several assigned policies merge: for each API the most
     permissive rate and quota win, and access is the union of access rights."""
 
-    rate: Rate | None = _rate(default=None)      # e.g. 100/s
-    quota: Rate | None = _rate(default=None)     # e.g. 100000/30d
-    access: tuple[AccessRight, ...] = ()         # empty = every API, method and path
-    rate_key: str | None = None                  # CEL: whose counter, e.g. "identity.org"
+    rate: Rate | None = _rate(default=None)
+    """Requests per period, e.g. 100/s, counted per rate_key."""
+    quota: Rate | None = _rate(default=None)
+    """Requests per longer period, e.g. 100000/30d."""
+    access: tuple[AccessRight, ...] = ()
+    """What the policy lets through; empty = every API, method and path."""
+    rate_key: str | None = None
+    """CEL expression naming whose counter a request uses, e.g. identity.org; default: the
+    session.
+    """
 
     def allows(self, api: str, method: str, path: str) -> bool:
         """Whether this policy lets ``method path`` on ``api`` through."""

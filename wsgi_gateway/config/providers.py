@@ -47,12 +47,21 @@ class StaticKeyConfig:
     ``jwks_file`` or ``secret`` (an HMAC secret from env or file)."""
 
     kid: str | None = None
-    pem: str | None = None               # a public key, PEM text
-    pem_file: str | None = None          # a public key, PEM file (relative to the config)
-    jwk: Mapping[str, Any] | None = None  # a public JWK
-    jwks_file: str | None = None         # a JWK set file
+    """The key ID tokens name in their kid header."""
+    pem: str | None = None
+    """A public key, PEM text."""
+    pem_file: str | None = None
+    """A public key, PEM file (relative to the config)."""
+    jwk: Mapping[str, Any] | None = None
+    """A public JWK."""
+    jwks_file: str | None = None
+    """A JWK set file (relative to the config)."""
     secret: Secret | None = field(default=None, metadata={"parse": _secret})
+    """An HMAC secret, {env: NAME} or {file: PATH}, at least 32 bytes after decoding (RFC
+    7518 section 3.2).
+    """
     secret_encoding: Literal["base64url", "base64", "raw"] = "base64url"
+    """How secret is decoded, strictly: base64url, base64 or raw."""
 
     def __post_init__(self):
         given = [n for n in ("pem", "pem_file", "jwk", "jwks_file", "secret")
@@ -109,12 +118,18 @@ def _decode(raw: bytes, encoding: str, source: str) -> bytes:
 class JwksConfig:
     """How a provider's published key set is fetched and cached."""
 
-    timeout: float = _duration(2.0)          # connect and read, per fetch
-    default_ttl: float = _duration(3600.0)   # when the response has no Cache-Control max-age
-    min_ttl: float = _duration(300.0)        # max-age is honoured within [min_ttl, max_ttl]
+    timeout: float = _duration(2.0)
+    """Connect and read, per fetch."""
+    default_ttl: float = _duration(3600.0)
+    """How long a key set is kept when the response has no Cache-Control max-age."""
+    min_ttl: float = _duration(300.0)
+    """max-age is honoured within [min_ttl, max_ttl]."""
     max_ttl: float = _duration(86400.0)
-    refetch_interval: float = _duration(30.0)  # an unknown kid refetches at most this often
-    warmup: float = _duration(5.0)           # how long a starting worker waits for keys
+    """The longest a key set is kept."""
+    refetch_interval: float = _duration(30.0)
+    """A token with an unknown kid refetches the set at most this often."""
+    warmup: float = _duration(5.0)
+    """How long a starting worker waits for the keys."""
 
     def __post_init__(self):
         if not 0 < self.timeout <= 30:
@@ -132,26 +147,53 @@ class ProviderConfig:
     """
 
     name: str
+    """Names the provider in logs, in the jwt method's providers list and in token.provider."""
     issuer: str
-    algorithms: tuple[str, ...]           # explicit allow-list; never 'none'
+    """The exact iss of its tokens; with discovery, also where /.well-known/openid-
+    configuration is read.
+    """
+    algorithms: tuple[str, ...]
+    """The explicit allow-list of signature algorithms (never none); HS* only with static
+    secrets.
+    """
     discovery: bool = False
+    """Find jwks_uri by OpenID Connect discovery from the issuer."""
     jwks_uri: str | None = None
+    """The key set URL (https, or http to a loopback host)."""
     keys: tuple[StaticKeyConfig, ...] = ()
-    audiences: tuple[str, ...] = ()       # the token's aud must contain one of these
-    allow_any_audience: bool = False      # explicit opt-out of the audience check
-    client_ids: tuple[str, ...] = ()      # approved clients (azp, client_id, or aud); empty = any
+    """Static keys instead of a published key set."""
+    audiences: tuple[str, ...] = ()
+    """The token's aud must contain one of these."""
+    allow_any_audience: bool = False
+    """Explicit opt-out of the audience check (not recommended)."""
+    client_ids: tuple[str, ...] = ()
+    """Approved clients (azp, client_id, or aud for ID tokens); empty = any."""
     token_types: tuple[Literal["access", "id"], ...] = ("access",)
-    access_token_typ: tuple[str, ...] = ("at+jwt", "jwt", "")  # accepted typ headers; "" = absent
+    """Which tokens are accepted: access tokens, and/or OpenID Connect ID tokens (needs
+    client_ids).
+    """
+    access_token_typ: tuple[str, ...] = ("at+jwt", "jwt", "")
+    """Accepted typ headers of access tokens; "" = absent."""
     clock_skew: float = _duration(30.0)
+    """Leeway for exp, nbf and iat."""
     require_exp: bool = True
+    """Refuse a token without exp."""
     max_lifetime: float | None = field(default=None, metadata={"parse": parsed(parse_duration)})
+    """Refuse a token whose exp - iat is longer than this."""
     required_claims: tuple[str, ...] = ()
-    identity_claim: str = "sub"           # dot notation reaches nested claims
-    scope_claim: str = "scope"            # a space-delimited string or a list
+    """Claims every token must carry."""
+    identity_claim: str = "sub"
+    """The claim that is the identity; dot notation reaches nested claims."""
+    scope_claim: str = "scope"
+    """The scopes: a space-delimited string or a list."""
     client_id_claims: tuple[str, ...] = ("azp", "client_id", "cid")
-    org_claim: str | None = None          # sessions key on this instead of the issuer
+    """Where the client ID is read, first present wins."""
+    org_claim: str | None = None
+    """Sessions key on this claim instead of the issuer."""
     max_token_size: int = 8192
+    """Bytes (256-65536); a larger token is refused before it is parsed."""
     jwks: JwksConfig = JwksConfig()
+    """How the published key set is fetched and cached."""
 
     def __post_init__(self):
         sources = [bool(self.discovery), self.jwks_uri is not None, bool(self.keys)]

@@ -92,9 +92,15 @@ class UpstreamTLS:
     """
 
     ca_file: str | None = _maybe_file()
+    """PEM bundle of the CAs to trust instead of the system's (relative to the config)."""
     cert_file: str | None = _maybe_file()
+    """A client certificate for mTLS to the upstream (PEM, relative to the config)."""
     key_file: str | None = _maybe_file()
+    """The client certificate's private key; needs cert_file."""
     server_name: str | None = None
+    """Name sent as SNI and checked in the certificate when it differs from the URL's host
+    (a target given by IP address).
+    """
 
     def __post_init__(self):
         if self.key_file and not self.cert_file:
@@ -107,7 +113,11 @@ class PassiveHealth:
     timeout, malformed answer) is skipped for ``cooldown``; 0 failures turns it off."""
 
     failures: int = 3
+    """Consecutive failures (refused, reset, timeout, malformed answer) that make a target
+    skipped; 0 turns it off.
+    """
     cooldown: float = _duration(10.0)
+    """How long a failing target is skipped."""
 
     def __post_init__(self):
         if self.failures < 0:
@@ -125,18 +135,35 @@ class UpstreamConfig:
     """
 
     targets: tuple[str, ...] = field(default=(), metadata={"parse": _targets})
+    """http:// or https:// URLs, each with an optional base path; no query, fragment or
+    credentials.
+    """
     balance: Literal["round_robin", "least_outstanding"] = "round_robin"
-    strip_path: bool = False         # true: /api/orders/7 under path /api → /orders/7 (+ base path)
-    preserve_host: bool = False      # true: the client's Host goes upstream, not the target's
+    """How a target is chosen: round_robin, or least_outstanding (the fewest requests in
+    flight from this worker).
+    """
+    strip_path: bool = False
+    """true: /api/orders/7 under path /api goes to /orders/7 (after the target's base path)."""
+    preserve_host: bool = False
+    """true: the client's Host goes upstream, not the target's."""
     connect_timeout: float = _duration(2.0)
-    read_timeout: float = _duration(20.0)  # between two reads, not for the whole body
-    retries: int = 1                 # further targets tried when a connect failed (idempotent only)
+    """Per connection attempt; short, so a refused or unroutable target fails over fast."""
+    read_timeout: float = _duration(20.0)
+    """Between two reads, not for the whole body; under gunicorn's 30 s worker timeout."""
+    retries: int = 1
+    """Further targets tried when a connection failed (idempotent methods only)."""
     max_body: int = field(default=100 * 2**20, metadata={"parse": parsed(parse_size)})
-    pool_size: int = 10              # kept-alive connections per target and worker
+    """The largest request body sent upstream; larger is 413."""
+    pool_size: int = 10
+    """Kept-alive connections per target and worker."""
     health: PassiveHealth = PassiveHealth()
+    """Passive health: skip a target that keeps failing."""
     tls: UpstreamTLS = UpstreamTLS()
-    expose_target: bool = False      # problem bodies name the target URL (internal address)
-    ready: bool = False              # /.gateway/ready fails while every target is skipped
+    """TLS to the targets; verification is always on."""
+    expose_target: bool = False
+    """Problem bodies name the target URL (an internal address): for debugging only."""
+    ready: bool = False
+    """/.gateway/ready fails while every target of this API is skipped."""
 
     def __post_init__(self):
         if self.retries < 0 or self.pool_size < 1:

@@ -49,4 +49,16 @@ class Mutate:
         if ctx.upstream_headers:
             drop_headers(environ, map(environ_key, ctx.upstream_headers))
             inject_headers(environ, ctx.upstream_headers)
+        if self.strip is not None and self.strip.cookies:
+            start_response = _without_set_cookies(start_response, self.strip.cookies)
         return self.app(environ, start_response)
+
+
+def _without_set_cookies(start_response: Callable, names: frozenset[str]) -> Callable:
+    """An upstream may not set the gateway's own cookies (a browser session's handle): it
+    could put the browser into a session of its choosing, or sign it out."""
+    def filtered(status, headers, exc_info=None):
+        kept = [(k, v) for k, v in headers if k.lower() != "set-cookie"
+                or v.split("=", 1)[0].strip() not in names]
+        return start_response(status, kept, exc_info) if exc_info else start_response(status, kept)
+    return filtered

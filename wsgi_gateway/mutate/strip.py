@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from .headers import environ_key
+from .headers import drop_cookies, environ_key
 from .identity_headers import DEFAULT_IDENTITY_HEADERS, PROXY_HEADERS
 
 
@@ -85,6 +85,7 @@ class ClientHeaderStrip:
         self.trusted = trusted or TrustedProxies()
         self._always: tuple[frozenset[str], tuple[str, ...]] | None = None
         self._untrusted: tuple[frozenset[str], tuple[str, ...]] | None = None
+        self._cookies: frozenset[str] = frozenset()
 
     def add(self, names: Iterable[str]) -> None:
         """Also remove these names (headers the gateway injects somewhere)."""
@@ -92,11 +93,23 @@ class ClientHeaderStrip:
             raise RuntimeError("the header strip list is sealed")
         self._names.extend(n for n in names if n not in self._names)
 
+    def add_cookies(self, names: Iterable[str]) -> None:
+        """Also remove these cookies from every request: the gateway's own (a browser
+        session's handle) are sent for every path, so every route must drop them."""
+        if self._always is not None:
+            raise RuntimeError("the header strip list is sealed")
+        self._cookies = self._cookies | frozenset(names)
+
     def seal(self) -> "ClientHeaderStrip":
         """Fix the set; :meth:`apply` works only after this."""
         self._always = split_names(self._names)
         self._untrusted = split_names([*self._names, *self._proxy])
         return self
+
+    @property
+    def cookies(self) -> frozenset[str]:
+        """The gateway's own cookies: never sent to an upstream, never set by one."""
+        return self._cookies
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -112,3 +125,5 @@ class ClientHeaderStrip:
         doomed = [k for k in environ if k in keys or (prefixes and k.startswith(prefixes))]
         for key in doomed:
             del environ[key]
+        if self._cookies and "HTTP_COOKIE" in environ:
+            drop_cookies(environ, self._cookies)

@@ -117,3 +117,68 @@ def declared_shapes(mapped: dict[str, Shape] | None = None) -> Shapes:
     if mapped:
         roots["identity"] = roots["identity"].with_fields(mapped)
     return Shapes(roots)
+
+
+#: What each declared variable and field means: the generated CEL variables reference
+#: (docs/reference/cel-variables.md) is built from ``DECLARED`` and this table, and a test
+#: fails when a declared path has no entry here (or an entry names no declared path).
+DESCRIBED: dict[str, str] = {
+    "claims": "The verified token's claims, as sent: open (any field, dyn).",
+    "request": "The request being decided (not readable by map: an identity must not depend on it).",
+    "request.method": "The HTTP method, e.g. GET.",
+    "request.path": "The path, / when empty.",
+    "request.host": "The Host the client asked for.",
+    "request.scheme": "http or https.",
+    "request.remote_addr": "The peer's address (REMOTE_ADDR).",
+    "request.headers": "Header values by lower-case name: request.headers['x-tenant'] "
+                       "(a name with capitals is a load error).",
+    "request.query": "The first value of each query parameter.",
+    "token": "The credential, normalised across methods.",
+    "token.iss": "The issuer.",
+    "token.sub": "The subject.",
+    "token.aud": "The audiences, always a list.",
+    "token.scopes": "The scopes, from the provider's scope_claim.",
+    "token.client_id": "The client the token was issued to.",
+    "token.exp": "Expiry, Unix seconds (0 without one).",
+    "token.kind": "access or id.",
+    "token.method": "The authentication method that proved it (jwt, apikey, ...).",
+    "token.provider": "The provider's name, for jwt and introspection.",
+    "identity": "Who the request is, after the rule file's map (whose entries add or "
+                "override fields, typed as their expressions); map itself sees the unmapped one.",
+    "identity.id": "The identity's ID (the subject unless map says otherwise).",
+    "identity.username": "A display name (the subject unless map says otherwise).",
+    "identity.groups": "Groups (empty unless map fills it).",
+    "identity.org": "The organisation (the provider's org_claim).",
+    "identity.client_id": "The client ID.",
+    "identity.anonymous": "true for keyless requests.",
+    "identity.method": "The authentication method.",
+    "session": "The identity's session record; empty values without one.",
+    "session.id": "The session ID.",
+    "session.created": "First use, Unix seconds.",
+    "session.last_seen": "Last use, Unix seconds (written at most every touch_interval).",
+    "session.meta": "Free metadata stored with the session (open map).",
+    "limits": "Only in headers: the limits just counted for this request.",
+    "limits.rate": "The rate limit (an empty map without one).",
+    "limits.rate.limit": "Requests allowed per period.",
+    "limits.rate.remaining": "Requests left in this period.",
+    "limits.rate.reset": "Seconds until the period ends.",
+    "limits.quota": "The quota (an empty map without one).",
+    "limits.quota.limit": "Requests allowed per quota period.",
+    "limits.quota.remaining": "Requests left in this quota period.",
+    "limits.quota.reset": "Seconds until the quota renews.",
+    "cert": "For mtls identities, the client certificate; empty otherwise.",
+    "cert.subject": "The subject DN, RFC 4514.",
+    "cert.cn": "The subject's common name.",
+    "cert.issuer": "The issuer DN, RFC 4514.",
+    "cert.serial": "The serial number, hex.",
+    "cert.not_before": "Start of validity, Unix seconds.",
+    "cert.not_after": "End of validity, Unix seconds.",
+    "cert.fingerprint": "SHA-256 of the DER certificate, hex.",
+    "cert.x5t#S256": "The same, base64url (RFC 8705 confirmation).",
+    "cert.san": "Subject alternative names.",
+    "cert.san.dns": "DNS names.",
+    "cert.san.email": "Email addresses.",
+    "cert.san.uri": "URIs (e.g. SPIFFE IDs).",
+    "api": "The API's name.",
+    "now": "The current time (from the injected clock).",
+}

@@ -34,11 +34,16 @@ NO_EXP_CACHE_SECONDS = 60.0  # a token without exp (when allowed) is re-verified
 class JwtOptions:
     """Options of the ``jwt`` method in an API's ``auth`` list."""
 
-    providers: tuple[str, ...] = ()   # provider names; empty = every provider
+    providers: tuple[str, ...] = ()
+    """Provider names this API accepts; empty = every provider."""
     source: Literal["bearer", "header", "cookie", "query"] = "bearer"
-    name: str | None = None           # the header, cookie or query parameter name
-    realm: str | None = None          # WWW-Authenticate realm; default: the API name
-    cache_size: int = 10_000          # verified tokens kept per worker
+    """Where the token is read: bearer, header, cookie or query."""
+    name: str | None = None
+    """The header, cookie or query parameter name."""
+    realm: str | None = None
+    """WWW-Authenticate realm; default: the API name."""
+    cache_size: int = 10_000
+    """Verified tokens kept per worker."""
 
     def __post_init__(self):
         if self.source != "bearer" and not self.name:

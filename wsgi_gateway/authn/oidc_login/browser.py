@@ -42,15 +42,30 @@ def is_navigation(request, script_header: str | None = None) -> bool:
     return "text/html" in headers.get("Accept", "")
 
 
+def is_prefetch(request) -> bool:
+    """True for a speculative load (link prefetch, speculation rules, prerender): the
+    person has not followed the link yet."""
+    headers = request.headers
+    return (headers.get("Sec-Purpose", "").startswith("prefetch")
+            or "prefetch" in (headers.get("Purpose", ""), headers.get("X-Moz", "")))
+
+
 def safe_return_to(target: str | None, origin: str, allowed: Iterable[str] = ()) -> str:
-    """``target`` when it stays on this gateway (or an allowed origin), else ``/``."""
+    """``target`` when it stays on this gateway (an absolute one rebuilt from its checked
+    origin and path), or an allowed origin; else ``/``."""
     if not target or len(target) > MAX_RETURN_TO:
         return "/"
     if _is_local_path(target):
         return target
-    if origin_of(target) in (origin, *allowed) and _is_local_path(_path_of(target)) \
+    # Browsers (WHATWG URL) read a backslash as "/" in http(s) URLs; urlsplit does not:
+    # in https://evil.example\@gw.test Python finds host gw.test, a browser evil.example.
+    # So no backslash and no userinfo, and the URL is rebuilt from the parts checked.
+    if "\\" in target or "@" in _netloc(target):
+        return "/"
+    found = origin_of(target)
+    if found in (origin, *allowed) and _is_local_path(_path_of(target)) \
             and target == target.strip() and not _has_controls(target):
-        return target
+        return found + _path_of(target)
     return "/"
 
 
@@ -64,6 +79,13 @@ def _is_local_path(target: str) -> bool:
             return False
     parts = urlsplit(target)
     return not parts.scheme and not parts.netloc
+
+
+def _netloc(url: str) -> str:
+    try:
+        return urlsplit(url).netloc
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 host
+        return ""
 
 
 def _path_of(url: str) -> str:

@@ -29,6 +29,11 @@ from .sessions import Tokens
 DISCOVERY_TTL = 3600.0
 RETRY_AFTER = 5.0  # seconds between discovery attempts after a failure
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+# RFC 6749 §5.2: the token endpoint's refusals. Any other error code (server_error,
+# temporarily_unavailable, Auth0's too_many_requests with a 429) is an outage: a refresh
+# that meets one keeps a still-valid session instead of ending it.
+REFUSALS = frozenset({"invalid_request", "invalid_client", "invalid_grant",
+                      "unauthorized_client", "unsupported_grant_type", "invalid_scope"})
 
 
 class ProviderUnavailable(Exception):
@@ -199,7 +204,10 @@ class OidcClient:
         try:
             token = fn()
         except (OAuthError, OAuth2Error) as exc:
-            raise GrantRejected(getattr(exc, "error", "") or "rejected") from None
+            error = getattr(exc, "error", "") or ""
+            if error not in REFUSALS:
+                raise ProviderUnavailable("the token endpoint failed") from None
+            raise GrantRejected(error) from None
         except (requests.RequestException, ValueError) as exc:
             response = getattr(exc, "response", None)
             if response is not None and 400 <= response.status_code < 500:

@@ -24,14 +24,14 @@ from werkzeug.wrappers import Request, Response
 
 from ...errors import StoreError
 from ..jwt.verify import TokenRejected
-from .browser import SAFE_METHODS, is_navigation, safe_return_to, same_origin
+from .browser import SAFE_METHODS, is_navigation, is_prefetch, safe_return_to, same_origin
 from .client import GrantRejected, OidcClient, ProviderUnavailable
 from .options import OidcLoginOptions
 from .pages import (
     CrossSiteRefused, LoginFailed, LoginRedirect, SessionUnavailable, SignInsThrottled, cookie,
     error_response, html_response,
 )
-from .pending import LoginRejected, PendingLogins
+from .pending import LoginRejected, PendingLogins, without
 from .sessions import BrowserSessions, Session
 
 log = logging.getLogger("wsgi_gateway.oidc_login")
@@ -136,7 +136,9 @@ class LoginFlow:
         o = self.options
         response.headers.add("Set-Cookie", cookie(self.cookie_name, handle,
                                                   max_age=int(o.session_absolute), secure=o.secure_cookies))
-        response.headers.add("Set-Cookie", cookie(o.login_cookie, "", max_age=0, secure=o.secure_cookies))
+        rest = without(request.cookies.get(o.login_cookie), pending.binding)  # other tabs' logins
+        response.headers.add("Set-Cookie", cookie(o.login_cookie, rest, max_age=int(o.pending_ttl) if rest
+                                                  else 0, secure=o.secure_cookies))
         return response
 
     def _with_userinfo(self, claims: dict[str, Any], access_token: str) -> dict[str, Any]:
@@ -232,6 +234,9 @@ class LoginFlow:
                 or (request.method == "GET" and site in ("same-origin", "none"))):
             return error_response(CrossSiteRefused(
                 "sign out from this site's own pages").for_browser(True), None)
+        if is_prefetch(request):  # a logout link prefetched or prerendered, not clicked
+            return error_response(CrossSiteRefused(
+                "a prefetch cannot sign out").for_browser(True), None)
         o = self.options
         id_token = None
         try:

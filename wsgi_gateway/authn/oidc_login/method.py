@@ -13,6 +13,7 @@ import hashlib
 import logging
 import threading
 from types import MappingProxyType
+from urllib.parse import quote
 
 from cachetools import LRUCache
 
@@ -72,7 +73,10 @@ class OidcLoginAuthenticator:
         """Raise the redirect to sign in for a navigation; return for a script (401)."""
         if self.flow.wants_page(request):
             query = request.query_string.decode("latin-1")
-            raise self.flow.start(request, request.path + (f"?{query}" if query else ""))
+            # the path as a URL again: a decoded "?", "#" or non-ASCII letter would send the
+            # person elsewhere (or home) after sign-in
+            path = quote(request.path, safe="/!$&'()*+,;=:@")
+            raise self.flow.start(request, path + (f"?{query}" if query else ""))
 
     def identity(self, session: Session) -> Identity:
         claims, provider = session.claims, self.provider
@@ -116,12 +120,18 @@ def _build(options: OidcLoginOptions, build, api: ApiConfig) -> OidcLoginAuthent
         raise ConfigError(f"{where}: browser sessions need secret_key (it names session "
                           "records and encrypts their tokens)")
     routes = options.routes or config.ops.prefix + "oidc/"
+    # the cookies go to every path of this host: no route may pass them to its upstream
+    build.strip.add_cookies((options.cookie(), options.login_cookie))
     flows = login_flows(build)
     if routes in flows:
         if flows[routes].options != options:
             raise ConfigError(f"{where}: another API uses routes {routes} with other options; "
                               "give each login client its own routes:")
         return OidcLoginAuthenticator(flows[routes], provider)
+    clash = next((r for r, f in flows.items() if f.cookie_name == options.cookie()), None)
+    if clash is not None:  # each sign-in would overwrite the other client's handle
+        raise ConfigError(f"{where}: the login client at routes {clash} uses the same session "
+                          f"cookie {options.cookie()}; give one its own cookie_name")
     if not options.secure_cookies:
         log.warning("%s: secure_cookies is off: session cookies travel over plain http "
                     "(development only)", where)

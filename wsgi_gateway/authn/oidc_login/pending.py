@@ -41,6 +41,7 @@ class Pending:
     verifier: str
     return_to: str
     started: float
+    binding: str = ""  # the pre-login cookie's token that matched (kept out of the cookie after)
 
 
 class PendingLogins:
@@ -86,8 +87,9 @@ class PendingLogins:
             record = json.loads(self.sealer.open(sealed, key))
         except (Unsealable, ValueError):
             raise LoginRejected("this sign-in is unknown; please start again") from None
-        if not any(self.sealer.digests.matches(BINDING, record["binding"], b)
-                   for b in bindings(cookie)):
+        binding = next((b for b in bindings(cookie)
+                        if self.sealer.digests.matches(BINDING, record["binding"], b)), None)
+        if binding is None:
             raise LoginRejected("this sign-in was started in another browser; please start again")
         if self.clock() - record["started"] > self.ttl:
             self.store.delete(key)
@@ -95,10 +97,15 @@ class PendingLogins:
         if not self.store.delete(key):  # a concurrent or replayed callback got here first
             raise LoginRejected("this sign-in response was already used")
         return Pending(state, record["nonce"], record["verifier"], record["return_to"],
-                       record["started"])
+                       record["started"], binding)
 
     def _key(self, state: str) -> str:
         return f"{self.namespace}:p:{self.sealer.digests.digest(PURPOSE, state)}"
+
+
+def without(cookie: str | None, binding: str) -> str:
+    """The pre-login cookie once ``binding``'s login is finished (other tabs' logins kept)."""
+    return ".".join(b for b in bindings(cookie) if b != binding)
 
 
 def bindings(cookie: str | None) -> list[str]:

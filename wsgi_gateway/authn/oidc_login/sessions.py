@@ -100,7 +100,7 @@ class BrowserSessions:
         now = self.clock()
         with self._lock:
             cached = self._cache.get(names[0])
-        if cached is not None and now - cached[1] < self.cache_ttl:
+        if cached is not None and 0 <= now - cached[1] < self.cache_ttl:  # not if stepped back
             session = cached[0]
         else:
             session = self._read(names)
@@ -119,13 +119,11 @@ class BrowserSessions:
         return session
 
     def _read(self, names: list[str]) -> Session | None:
-        raw, token = self.store.gets(names[0])
-        if raw is not None:
-            return self._decode(names[0], raw, token)
-        if len(names) == 1:
-            return None
-        found = self.store.get_many(names[1:])  # records named under a previous secret_key
-        return next((self._decode(k, found[k]) for k in names[1:] if k in found), None)
+        for name in names:  # then the names under each previous secret_key
+            raw, token = self.store.gets(name)
+            if raw is not None:  # with its token: its last use is written like any other's
+                return self._decode(name, raw, token)
+        return None
 
     def reload(self, session: Session) -> Session | None:
         """The session as the store has it now (after another worker's refresh)."""
@@ -137,14 +135,23 @@ class BrowserSessions:
     def update_tokens(self, session: Session, tokens: Tokens,
                       claims: Mapping[str, Any] | None = None) -> Session | None:
         """Store refreshed tokens (and claims from a new ID token); None when the session
-        was ended meanwhile (a logout during the refresh wins)."""
-        updated = replace(session, tokens=tokens, cas=None, claims=MappingProxyType(dict(claims))
-                          if claims is not None else session.claims)
-        if not self._write(updated, cas=session.cas):
-            self._remember(None, key=session.key)
-            return None
-        self._remember(updated)
-        return updated
+        was ended meanwhile (a logout during the refresh wins).
+
+        Only a deletion may win: a compare-and-set lost to another worker's write of
+        ``last_seen`` is retried on the record as it is now, because the provider has
+        already rotated the refresh token and the old one must not stay in the store."""
+        new_claims = MappingProxyType(dict(claims)) if claims is not None else None
+        current: Session | None = session
+        for _ in range(5):
+            updated = replace(current, tokens=tokens, cas=None,
+                              claims=new_claims if new_claims is not None else current.claims)
+            if self._write(updated, cas=current.cas):
+                self._remember(updated)
+                return updated
+            current = self.reload(session)
+            if current is None:
+                return None
+        return None
 
     def end(self, session: Session) -> None:
         """Delete the record: the handle is dead on every worker within ``cache_ttl``."""
