@@ -290,9 +290,9 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     app = mark(Limits(app, limiter=limiter), "limits")
     app = mark(Rules(app, rules=rules, challenges=challenges), "rules")
     if config.sessions.enabled:
-        sessions = build.shared("sessions", lambda: Sessions(build.store, config.sessions,
-                                                             clock=build.clock,
-                                                             on_failure=config.store.on_failure))
+        sessions = build.shared("sessions", lambda: Sessions(
+            build.store, config.sessions, clock=build.clock, on_failure=config.store.on_failure,
+            create_on_read=config.limits.quota_renewal == "first_use"))
         app = mark(SessionLayer(app, sessions=sessions, header=config.sessions.header,
                                 challenges=challenges), "sessions")
     identity_from = None

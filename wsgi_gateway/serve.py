@@ -28,6 +28,7 @@ from .config import GatewayConfig
 from .config import load_config as load_gateway_config
 from .errors import ConfigError
 from .logs import configure_logging, gunicorn_logconfig
+from .runtime import after_request, tune_gc
 
 log = logging.getLogger("wsgi_gateway")
 
@@ -37,6 +38,7 @@ DEFAULT_SERVER: Mapping[str, Any] = {
     # gunicorn 25+ opens a control socket at one fixed path per user; two gateways on a
     # host would fight over it. Opt in with control_socket_disable: false and a path.
     "control_socket_disable": True,
+    "post_request": after_request,  # bounded full collections (wsgi_gateway/runtime.py)
 }
 
 
@@ -164,6 +166,7 @@ class GatewayApplication(BaseApplication):
         log_failure_modes(self.gateway_config.store)
         gateway = build_app(self.gateway_config, rule_files=self.rule_files)
         gateway.warm()
+        tune_gc()  # after the build: what the worker holds from now on is never walked again
         return gateway
 
 

@@ -71,7 +71,8 @@ def test_a_refused_request_gives_its_quota_and_rate_back(clocked, clock, memcach
 
 
 def test_round_trips_per_request(clocked, clock, memcached):
-    """Served: one incr per counter (as before). Refused: that incr, plus one decr."""
+    """Served: one increment per counter, both in one round trip. Refused: the same,
+    plus one decrement per counter (one more round trip) giving both back."""
     from pymemcache.client.base import Client as RawClient
 
     def stats():
@@ -91,5 +92,7 @@ def test_round_trips_per_request(clocked, clock, memcached):
     statuses = [g.get(token).status_code for _ in range(20)]
     delta = stats() - before
     assert statuses == [200] * 5 + [429] * 15
-    assert delta["incr_hits"] + delta["incr_misses"] == 5 * 2 + 15  # rate+quota, rate only
-    assert delta["decr_hits"] == 15                                  # the refused give back
+    # rate+quota, together; the first request opens the new rate window, and memcached
+    # 1.6 counts no stat for a counter created by meta arithmetic (autovivify)
+    assert delta["incr_hits"] + delta["incr_misses"] == 20 * 2 - 1
+    assert delta["decr_hits"] == 15 * 2                         # the refused give both back

@@ -41,3 +41,37 @@ def test_header_presence_rule_is_memoised_and_still_right(tmp_path, engine):
     # one memo entry per distinct x-tenant value (acme, globex, absent): other headers
     # and paths do not defeat it (white-box: the memo is the thing under test)
     assert len(ruleset._memo) == 3
+
+
+@pytest.mark.parametrize("engine", ["cel-python", "cel-cpp"])
+def test_a_request_only_rule_is_shared_by_every_identity(tmp_path, engine):
+    """Issue 15: the memo was keyed per token, so every new identity re-ran a rule that
+    reads only the request. A rule that also reads the token stays per identity."""
+    (tmp_path / "r.yaml").write_text(
+        'allow: [{when: "request.method in [\'GET\', \'HEAD\']"}]\n'
+        'deny: [{when: "request.method == \'GET\' && claims.sub == \'mallory\'", reason: "no"}]\n')
+    ruleset = CelRuleSet(load_rule_file(tmp_path / "r.yaml", get_engine(engine)), get_engine(engine),
+                         "api", MappingProxyType({"basic": PolicyConfig()}), default_policy="basic")
+    for sub in ("ann", "bob", "cy", "mallory"):
+        identity = case_identity({"claims": {"sub": sub}}, {})
+        assert decide(ruleset, identity, {"method": "GET", "path": "/x"}).allowed is (sub != "mallory")
+    # the allow rule: one entry for GET whoever asks; the deny rule: one per identity
+    assert len(ruleset._memo) == 1 + 4
+
+
+@pytest.mark.parametrize("engine", ["cel-python", "cel-cpp"])
+def test_identities_reading_alike_share_a_memo_entry_typed(tmp_path, engine):
+    """The memo keys on the token values a rule reads, with their types: identities with
+    the same groups share an entry; ``true`` and ``1`` (equal in Python) do not."""
+    (tmp_path / "r.yaml").write_text(
+        'deny:\n'
+        '  - {when: "request.method == \'DELETE\' && !(\'ops\' in identity.groups)", reason: "ops"}\n'
+        '  - {when: "request.method == \'GET\' && dyn(claims.flag) == true", reason: "flagged"}\n')
+    ruleset = CelRuleSet(load_rule_file(tmp_path / "r.yaml", get_engine(engine)), get_engine(engine),
+                         "api", MappingProxyType({"basic": PolicyConfig()}), default_policy="basic")
+    for sub, flag, allowed in [("ann", 1, True), ("bob", True, False), ("cy", 1, True),
+                               ("dee", True, False)]:
+        identity = case_identity({"claims": {"sub": sub, "flag": flag, "groups": ["sales"]}}, {})
+        assert decide(ruleset, identity, {"method": "GET", "path": "/x"}).allowed is allowed, sub
+    # the groups rule: one entry for GET and groups [sales]; the flag rule: 1 and true apart
+    assert len(ruleset._memo) == 1 + 2

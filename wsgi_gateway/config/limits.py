@@ -21,9 +21,12 @@ class LimitsConfig:
     ``sliding`` weighs the previous window's count by how much of it still overlaps
     the last ``period`` (accurate to a few per cent when traffic is steady); ``fixed``
     counts per calendar window, exactly, but allows up to twice the rate across a
-    window boundary. ``leased`` (opt-in) takes ``lease`` units at a time from the
-    store per worker: fewer round trips, never over the limit, but up to
-    ``workers × (lease − 1)`` requests per window may go unused.
+    window boundary. ``auto`` (the default) counts a limit below 10,000 per window
+    exactly and leases a larger one in blocks of limit/1000 (at most 1000): never over
+    the limit, and one worker strands at most 0.1 % of it per window. ``exact`` counts
+    every request in the store; ``leased`` takes ``lease`` units at a time for every
+    limit: never over the limit, but up to ``workers × (lease − 1)`` requests per window
+    may go unused.
 
     ``refused: free`` (the default) gives a refused request's slot back, so windows count
     served requests and a client above its limit is served the limit; ``counted`` is a
@@ -35,9 +38,10 @@ class LimitsConfig:
     """sliding (the previous window weighted by its overlap) or fixed (calendar windows,
     exact, up to twice the rate across a boundary).
     """
-    mode: Literal["exact", "leased"] = "exact"
-    """exact (one atomic store operation per request) or leased (units taken lease at a time
-    per worker).
+    mode: Literal["auto", "exact", "leased"] = "auto"
+    """auto (limits below 10,000 per window exact, larger ones leased in blocks of limit/1000),
+    exact (every request counted in the store) or leased (units taken lease at a time per
+    worker).
     """
     lease: int = 10
     """Units a worker takes at a time in leased mode (2-1000)."""

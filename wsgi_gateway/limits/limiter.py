@@ -1,9 +1,11 @@
 """The store-backed Limiter: rate limits and quotas from the request's merged policies.
 
-Steady state costs at most two store round trips per served request: one ``incr`` for
-the rate window and one for the quota period (the previous window's count is read once
-per window and kept). A refused request then costs one ``decr`` per counter it took,
-giving its slot back (unless ``limits.refused: counted``): windows count served
+Steady state costs at most one store round trip per served request: the rate window's
+and the quota period's increments together (plus, once per window and worker, the
+previous window's count, in the same round trip); none while leases last (``limits.mode``
+``auto`` leases large limits, ``leased`` every limit). A refused request then costs one
+more round trip, giving back what it took from each counter (unless
+``limits.refused: counted``): windows count served
 requests only, so a client above its limit is served the limit, not locked out.
 Counters key on the session ID, so they follow an identity across token re-issue;
 anonymous requests key on the client address.
@@ -21,7 +23,7 @@ from ..config.policies import PolicyConfig, most_permissive
 from ..config.units import Rate
 from ..errors import Forbidden, ServiceUnavailable, StoreError, TooManyRequests
 from ..store.base import Store
-from .counters import ExactCounter, LeasedCounter, PreviousWindows
+from .counters import Counters, PreviousWindows, auto_lease
 from .windows import Verdict, Window, sliding_count
 
 log = logging.getLogger("wsgi_gateway.limits")
@@ -48,6 +50,20 @@ class MergedLimits:
         return cls(rate, None if unlimited_quota else most_permissive(quotas), key)
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One counter a request takes a number from."""
+
+    kind: str                   # "rate" or "quota"
+    limit: Rate
+    key: str
+    ttl: float
+    lease: int                  # 1: exact
+    window: Window
+    previous: str | None = None  # the previous window's key (sliding rate)
+    keep_previous: float = 0.0   # how long its count stays final for this worker
+
+
 class StoreLimiter:
     """The :class:`~wsgi_gateway.middleware.limits.Limiter` on the gateway's store.
 
@@ -69,9 +85,8 @@ class StoreLimiter:
         self.policies = policies
         self.default = (default_policy,) if default_policy else ()
         self.clock = clock
-        self.counter = (LeasedCounter(store, config.lease) if config.mode == "leased"
-                        else ExactCounter(store))
-        self.previous = PreviousWindows(store, clock)
+        self.counters = Counters(store)
+        self.previous = PreviousWindows(clock)
         self._failing = False
         self._merged: dict[tuple[str, ...], MergedLimits] = {}
         self.keys = dict(keys or {})  # rate_key expression -> compiled RateKey
@@ -100,61 +115,68 @@ class StoreLimiter:
         return headers
 
     def _count(self, limits: MergedLimits, subject: str, ctx) -> list[Verdict]:
+        """Both counters (and the previous rate window, when this worker lacks it) in
+        one store round trip, then the verdicts; a refusal gives back what it took."""
         now = self.clock()
-        verdicts: list[Verdict] = []
-        taken: list[tuple[str, int]] = []  # (counter key, number) this request holds
-        failed = False
-        for kind, rate in (("rate", limits.rate), ("quota", limits.quota)):
-            if rate is None:
-                continue
-            try:
-                verdict, key, number = (self._rate(rate, subject, now) if kind == "rate"
-                                        else self._quota(rate, subject, now, ctx))
-            except StoreError:
-                failed = True
-                refusal = self._store_failed(ctx, kind)
+        plans: list[_Plan] = []
+        reads: list[str] = []
+        if limits.rate is not None:
+            plans.append(self._rate_plan(limits.rate, subject, now))
+            previous = plans[-1].previous
+            if previous is not None and self.previous.known(previous) is None:
+                reads.append(previous)
+        if limits.quota is not None:
+            plans.append(self._quota_plan(limits.quota, subject, now, ctx))
+        try:
+            numbers, found = self.counters.take([(p.key, p.ttl, p.lease) for p in plans], reads)
+        except StoreError:
+            for plan in plans:
+                refusal = self._store_failed(ctx, plan.kind)
                 if refusal is not None:  # this concern fails closed
-                    self._give_back(taken)
                     raise refusal from None
-                continue
-            verdicts.append(verdict)
-            taken.append((key, number))
-            if not verdict.allowed:  # a refused request spends neither rate nor quota
-                self._give_back(taken)
-                break
-        if not failed:
-            self._recovered()
+            return []
+        self._recovered()
+        verdicts: list[Verdict] = []
+        for plan, number in zip(plans, numbers):
+            used: float = number
+            if plan.previous is not None:
+                count = (self.previous.remember(plan.previous, found.get(plan.previous), plan.keep_previous)
+                         if plan.previous in reads else self.previous.known(plan.previous) or 0)
+                used = sliding_count(count, number, plan.window)
+            verdicts.append(Verdict(plan.kind, plan.limit.count, plan.limit.period, used,
+                                    plan.window.resets_in))
+        if not all(v.allowed for v in verdicts):  # a refused request spends neither count
+            self._give_back(plans)
+            verdicts = verdicts[:next(i for i, v in enumerate(verdicts) if not v.allowed) + 1]
         return verdicts
 
-    def _give_back(self, taken: list[tuple[str, int]]) -> None:
+    def _give_back(self, plans: list["_Plan"]) -> None:
         if self.config.refused == "counted":
             return  # the penalty mode: refused requests count against the window
-        for key, number in taken:
-            try:
-                self.counter.give_back(key, number)
-            except StoreError:
-                return  # the counter stays one high: stricter, never looser
+        try:
+            self.counters.give_back([(plan.key, plan.lease) for plan in plans])
+        except StoreError:
+            return  # the counters stay one high: stricter, never looser
 
-    def _rate(self, rate: Rate, subject: str, now: float) -> tuple[Verdict, str, int]:
+    def _lease(self, limit: int) -> int:
+        mode = self.config.mode
+        return 1 if mode == "exact" else self.config.lease if mode == "leased" else auto_lease(limit)
+
+    def _rate_plan(self, rate: Rate, subject: str, now: float) -> "_Plan":
         window = Window.at(now, rate.period)
         base = f"rl:{self.api}:{subject}:{rate.period:g}"
         sliding = self.config.algorithm == "sliding"
-        key = f"{base}:{window.index}"
-        current = self.counter.next(key, window.counter_ttl(sliding))
-        used: float = current
-        if sliding:
-            previous = self.previous.count(f"{base}:{window.index - 1}", window.resets_in + 1)
-            used = sliding_count(previous, current, window)
-        return Verdict("rate", rate.count, rate.period, used, window.resets_in), key, current
+        return _Plan("rate", rate, f"{base}:{window.index}", window.counter_ttl(sliding),
+                     self._lease(rate.count), window,
+                     f"{base}:{window.index - 1}" if sliding else None, window.resets_in + 1)
 
-    def _quota(self, quota: Rate, subject: str, now: float, ctx) -> tuple[Verdict, str, int]:
+    def _quota_plan(self, quota: Rate, subject: str, now: float, ctx) -> "_Plan":
         anchor = 0.0
         if self.config.quota_renewal == "first_use":
             anchor = float((ctx.session_record or {}).get("created", 0.0))
         window = Window.at(now, quota.period, anchor)
         key = f"q:{self.api}:{subject}:{quota.period:g}:{int(anchor)}:{window.index}"
-        used = self.counter.next(key, window.counter_ttl(False))
-        return Verdict("quota", quota.count, quota.period, used, window.resets_in), key, used
+        return _Plan("quota", quota, key, window.counter_ttl(False), self._lease(quota.count), window)
 
     def _refusal(self, verdict: Verdict, headers: list[tuple[str, str]]):
         extra = dict(headers)

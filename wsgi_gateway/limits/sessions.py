@@ -2,8 +2,12 @@
 
 A record (JSON in the store under ``sess:<id>``) keeps the policies last applied, when
 the session was first and last used, and metadata rules can read as ``session``. It is
-read at most once per ``cache_ttl`` (≤ 1 s) per worker, together with the revocation
-markers, in one ``get_many``: a revoked session is refused on every worker within a
+written lazily: a new session's record is added after its first request (with the
+policies the rules assigned), then rewritten at most once per ``touch_interval`` or
+when its policies change (with ``limits.quota_renewal: first_use`` it is added when
+first read instead, so that every worker counts the quota from the same ``created``).
+It is read at most once per ``cache_ttl`` (≤ 1 s) per worker, together with the
+revocation markers, in one ``get_many``: a revoked session is refused on every worker within a
 second. Limits are never stored in it: they are computed from the current policies on
 every request, so a changed policy applies at once to existing sessions.
 
@@ -66,9 +70,13 @@ class Sessions:
 
     def __init__(self, store: Store, config: SessionsConfig, *,
                  clock: Callable[[], float] = time.time,
-                 on_failure: StoreFailureConfig = StoreFailureConfig()):
+                 on_failure: StoreFailureConfig = StoreFailureConfig(),
+                 create_on_read: bool = False):
         self.store, self.config, self.clock = store, config, clock
         self.on_failure = on_failure
+        # with quotas renewed from first use, every worker must agree on ``created`` before
+        # counting: the record is added when first read; otherwise it is written lazily
+        self.create_on_read = create_on_read
         self._cache: TTLCache = TTLCache(maxsize=10_000, ttl=config.cache_ttl, timer=clock)
         self._lock = threading.Lock()
         self._failing = False
@@ -100,24 +108,30 @@ class Sessions:
         with self._lock:
             cached = self._cache.get(session_id)
         if cached is not None:
-            return cached
+            return cached[:2]
         keys = [session_key(session_id), revoked_key(session_id),
                 identity_revoked_key(identity.issuer, identity.subject)]
         found = self.store.get_everywhere(keys)
-        record = _newest(found.get(keys[0], ()))
+        record, stored = _newest(found.get(keys[0], ())), True
         if record is None:
-            record = self._create(session_id, identity)
+            record = self._new(session_id, identity)
+            if self.create_on_read:
+                record = self._create(session_id, record)
+            else:
+                stored = False  # written by touch(), with the policies the rules assign
         marks = [float(v) for k in keys[1:] for v in found.get(k, ()) if _is_number(v)]
-        result = (record, max(marks) if marks else None)
+        result = (record, max(marks) if marks else None, stored)
         with self._lock:
             self._cache[session_id] = result
-        return result
+        return result[:2]
 
-    def _create(self, session_id: str, identity) -> dict[str, Any]:
+    def _new(self, session_id: str, identity) -> dict[str, Any]:
         now = self.clock()
-        record = {"id": session_id, "alias": identity.alias, "issuer": identity.issuer,
-                  "subject": identity.subject, "client_id": identity.client_id,
-                  "created": now, "last_seen": now, "policies": [], "meta": {}}
+        return {"id": session_id, "alias": identity.alias, "issuer": identity.issuer,
+                "subject": identity.subject, "client_id": identity.client_id,
+                "created": now, "last_seen": now, "policies": [], "meta": {}}
+
+    def _create(self, session_id: str, record: dict[str, Any]) -> dict[str, Any]:
         if not self.store.add(session_key(session_id), _encode(record), self.config.ttl):
             existing = _decode(self.store.get(session_key(session_id)))  # another worker won
             record = existing or record
@@ -129,18 +143,24 @@ class Sessions:
         session_id = ctx.session_id
         now = self.clock()
         policies = list(ctx.policies)
-        if now - record.get("last_seen", 0) < self.config.touch_interval and \
+        with self._lock:
+            entry = self._cache.get(session_id)
+        unsaved = entry is not None and not entry[2]
+        if not unsaved and now - record.get("last_seen", 0) < self.config.touch_interval and \
                 record.get("policies") == policies:
             return
         record = {**record, "last_seen": now, "policies": policies}
         try:
-            self.store.set(session_key(session_id), _encode(record), self.config.ttl)
+            if unsaved:  # first sight of the session: add, so a record another worker
+                self.store.add(session_key(session_id), _encode(record), self.config.ttl)
+            else:        # wrote meanwhile is kept (its ``created`` is the earlier one)
+                self.store.set(session_key(session_id), _encode(record), self.config.ttl)
         except StoreError:
             return  # last_seen is informational; the next touch retries
         with self._lock:
             entry = self._cache.get(session_id)
             if entry is not None:
-                self._cache[session_id] = (record, entry[1])
+                self._cache[session_id] = (record, entry[1], True)
 
     def revoke(self, session_id: str) -> int:
         """Refuse the session's credentials issued until now, on every worker within 1 s.

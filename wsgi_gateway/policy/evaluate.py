@@ -28,6 +28,7 @@ from ..errors import Forbidden, InsufficientScope, InvalidToken
 from ..identity import Identity
 from ..mutate.headers import check_header_value
 from ..cel import Engine, EvalError, Rejected, lookup
+from ..cel.api import Unresolved
 from .celtext import cel_text
 from .messages import refusal_reason
 from .rulefile import Rule, RuleFile
@@ -53,7 +54,14 @@ class Outcome:
         return self.error is None and self.value is True
 
     def describe(self) -> str:
-        return f"error: {self.error}" if self.error else cel_text(self.value)
+        """The outcome as the decision trail shows it, formatted once per outcome (the
+        token cache and the memo share outcomes across requests: formatting every time
+        was a fifth of a warm request)."""
+        text = self.__dict__.get("_text")
+        if text is None:
+            text = f"error: {self.error}" if self.error else cel_text(self.value)
+            object.__setattr__(self, "_text", text)
+        return text
 
 
 @dataclass
@@ -82,7 +90,7 @@ class Decision:
 class _TokenPart:
     """Everything that depends only on the identity (the verified token) and the API."""
 
-    __slots__ = ("identity", "activation", "native", "identity_value", "static", "memo_id")
+    __slots__ = ("identity", "activation", "native", "identity_value", "static", "memo_id", "python")
 
     def __init__(self, identity: Identity, activation: dict, identity_value: dict):
         self.identity = identity            # kept so id(identity) cannot be reused
@@ -91,6 +99,7 @@ class _TokenPart:
         self.identity_value = identity_value  # the mapped identity, plain Python
         self.static: dict[str, Outcome] = {}
         self.memo_id = next(_PART_IDS)
+        self.python: dict[str, Any] = {}    # the token variables, plain Python (memo keys)
 
 
 class CelRuleSet:
@@ -282,6 +291,8 @@ class CelRuleSet:
                     mapped[rule.name] = outcome.value
         activation["identity"] = convert(mapped)
         part.native = self.engine.activation(activation)
+        part.python = {"claims": identity.claims, "token": token_variable(identity),
+                       "identity": mapped, "api": self.api, "cert": cert_variable(identity)}
         return part
 
     def memo_get(self, key) -> Outcome | None:
@@ -386,19 +397,42 @@ class _Runner:
         return outcome
 
     def _memo_key(self, rule: Rule, key: str):
-        """The exact inputs the rule reads, when they are all known and hashable."""
+        """The exact inputs the rule reads, when they are all known and hashable: the
+        values, not the token, so identities that read alike share an entry (a new
+        identity does not re-run a rule reading only the request, or the request and
+        ``identity.groups``). A token value that cannot be a key (a map, a list of maps)
+        falls back to the token part's id."""
         values = []
+        per_token = False
         for ref in rule.program.references:
             root, _, rest = ref.partition(".")
             if root in TOKEN_ROOTS:
-                continue  # fixed by the token part
+                value = _typed_key(lookup(self.part.python, ref))
+                if value is _UNSET:
+                    per_token = True  # fixed by the token part
+                else:
+                    values.append(value)
+                continue
             if root == "now" or not rest:
                 return None
             value = self.request.lookup(root, rest)
             if value is _UNSET:
                 return None
             values.append(value)
-        return (self.part.memo_id, key, tuple(values))
+        return (self.part.memo_id if per_token else None, key, tuple(values))
+
+
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def _typed_key(value: Any) -> Any:
+    """A token value as a memo key part, with its type (``True``, ``1`` and ``1.0`` are
+    equal in Python but not in CEL); lists of scalars as tuples; anything else _UNSET."""
+    if isinstance(value, _SCALARS) or isinstance(value, Unresolved):
+        return (type(value), value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, _SCALARS) for v in value):
+        return (list, tuple((type(v), v) for v in value))
+    return _UNSET
 
 
 def _memo_value(value: Any) -> Any:

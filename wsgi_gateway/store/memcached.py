@@ -24,6 +24,12 @@ hashing). Design points, each from a fault seen in the field:
   revocation survives the loss of any node but the last. The same read carries a
   sentinel key per server: a server that answers without it holds no gateway data (it
   started, restarted, or was flushed), which is logged once and the sentinel put back.
+- **One round trip for a request's counters.** ``count_many`` sends every counter
+  increment of a request (rate and quota) and the reads it needs (the previous rate
+  window) as memcached meta commands (``ma`` with ``N`` autovivify and a TTL, ``mg``) in
+  one write per server, then reads the replies, on pymemcache's own connection and with
+  its own line readers: the increments stay atomic on the server, and a missing counter
+  is created by the same command (no ``add`` after a miss, no race between two).
 - **One error type.** Any failure is raised as StoreError.
 
 The per-server calls use two attributes of pymemcache 4's HashClient (``clients`` and
@@ -38,8 +44,9 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
+from pymemcache.client.base import _readline, _readvalue
 from pymemcache.client.hash import HashClient
 from pymemcache.exceptions import MemcacheError, MemcacheUnexpectedCloseError
 
@@ -123,6 +130,35 @@ class MemcachedStore:
         if value is None:
             raise StoreError("a counter could not be incremented")
         return value
+
+    def count_many(self, increments: Sequence[tuple[str, int, float]],
+                   reads: Sequence[str] = ()) -> tuple[list[int], dict[str, bytes]]:
+        """Add ``delta`` to each ``(key, delta, ttl)`` counter (a missing one is created
+        at ``delta``, living ``ttl`` seconds; a negative delta subtracts, never below 0,
+        and leaves a missing counter missing, as 0) and read ``reads``, in one round trip
+        per server: the counters' new values in order, and the reads that were present."""
+        commands: list[tuple[str, bytes]] = []
+        for key, delta, ttl in increments:
+            full = self._key(key)
+            if delta < 0:  # a give-back: never below 0, and a missing counter stays missing
+                commands.append((full, f"ma {full} MD D{-delta} v\r\n".encode()))
+            else:
+                commands.append((full, f"ma {full} N{_expire(ttl)} J{delta} D{delta} v\r\n".encode()))
+        for key in reads:
+            full = self._key(key)
+            commands.append((full, f"mg {full} v\r\n".encode()))
+        replies = self._call(lambda c: _meta_batch(c, commands))
+        values: list[int] = []
+        for (_key, delta, _ttl), (status, value) in zip(increments, replies):
+            if delta < 0 and status == b"NF":
+                values.append(0)  # nothing to give back to: the counter expired
+                continue
+            if status != b"VA" or value is None or not value.isdigit():
+                raise StoreError("a counter could not be incremented")
+            values.append(int(value))
+        found = {key: value for key, (status, value) in zip(reads, replies[len(increments):])
+                 if status == b"VA" and value is not None}
+        return values, found
 
     def decr(self, key: str, delta: int = 1) -> int | None:
         value = self._call(lambda c: c.decr(self._key(key), delta))
@@ -218,6 +254,42 @@ class MemcachedStore:
         if client is not None and self._local.pid == os.getpid():
             client.close()
         self._local = threading.local()
+
+
+def _meta_batch(hashed: HashClient, commands: list[tuple[str, bytes]]) -> list[tuple[bytes, bytes | None]]:
+    """Send meta commands grouped by server, one write each, then read every reply
+    (``VA`` with its value, or a one-line status such as ``EN``), through HashClient's
+    breaker. pymemcache 4 has no meta-command API; its connection and readers are used."""
+    groups: dict[str, tuple[object, list[int]]] = {}
+    for index, (full, _command) in enumerate(commands):
+        client = hashed._get_client(full)
+        groups.setdefault(client.server, (client, []))[1].append(index)
+    replies: list[tuple[bytes, bytes | None]] = [(b"", None)] * len(commands)
+
+    def send(client, indexes: list[int]) -> None:
+        if client.sock is None:
+            client._connect()
+        client.sock.sendall(b"".join(commands[i][1] for i in indexes))
+
+    def receive(client, indexes: list[int]) -> None:
+        buf = b""
+        for i in indexes:
+            buf, line = _readline(client.sock, buf)
+            client._raise_errors(line, b"meta")
+            if line.startswith(b"VA "):
+                buf, value = _readvalue(client.sock, buf, int(line.split()[1]))
+                replies[i] = (b"VA", value)
+            else:
+                replies[i] = (line[:2], None)
+
+    for step in (send, receive):  # every server gets its commands before any reply is read
+        for client, indexes in groups.values():
+            try:
+                hashed._safely_run_func(client, lambda: step(client, indexes), None)
+            except Exception:
+                client.close()  # a half-read reply must not be left for the next call
+                raise
+    return replies
 
 
 class _OnlyNode:
