@@ -9,7 +9,7 @@ import ast
 import configparser
 import re
 import sys
-from importlib.metadata import packages_distributions
+from importlib.metadata import distribution, packages_distributions
 from pathlib import Path
 
 import pytest
@@ -38,17 +38,32 @@ def _imported_distributions(folder: Path) -> dict[str, set[str]]:
     for path in folder.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
-                tops = [alias.name.split(".")[0] for alias in node.names]
+                modules = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                tops = [node.module.split(".")[0]]
+                modules = [node.module]
             else:
                 continue
-            for top in tops:
+            for module in modules:
+                top = module.split(".")[0]
                 if top in sys.stdlib_module_names or top in {"wsgi_gateway", "tests", "contrib"}:
                     continue
-                for dist in owners.get(top, {f"<no distribution installs {top}>"}):
+                for dist in _namespace_owner(module, owners.get(top, {f"<no distribution installs {top}>"})):
                     found.setdefault(dist, set()).add(str(path.relative_to(REPO)))
     return found
+
+
+def _namespace_owner(module: str, dists: set[str]) -> set[str]:
+    """The distribution shipping ``module`` when its top level is a namespace package that
+    several install (``opentelemetry``: api, sdk, exporters); import the sub-package."""
+    if len(dists) < 2 or "." not in module:
+        return dists
+    parts = module.split(".")
+    for depth in range(len(parts), 1, -1):  # the deepest folder only one of them ships
+        folder = "/".join(parts[:depth]) + "/"
+        owning = {d for d in dists if any(str(f).startswith(folder) for f in distribution(d).files or ())}
+        if owning:
+            return owning
+    return dists
 
 
 REQUIRED = _names(SETUP["options"]["install_requires"])
@@ -58,7 +73,7 @@ EXTRAS = {name: _names(block) for name, block in SETUP["options.extras_require"]
 def test_every_import_of_the_package_is_declared():
     imported = _imported_distributions(REPO / "wsgi_gateway")
     undeclared = {d: sorted(f) for d, f in imported.items()
-                  if d not in REQUIRED | EXTRAS["fast-cel"]}
+                  if d not in REQUIRED | EXTRAS["fast-cel"] | EXTRAS["otel"]}
     assert not undeclared, f"imported but not in install_requires: {undeclared}"
 
 
@@ -67,6 +82,7 @@ def test_every_declared_dependency_is_imported():
     unused = REQUIRED - set(imported) - set(RESERVED)
     assert not unused, f"declared in install_requires but never imported: {sorted(unused)}"
     assert "cel-expr-python" in imported, "the fast-cel extra is what the cel-cpp engine imports"
+    assert EXTRAS["otel"] <= set(imported), "the otel extra is what observe/otel.py imports"
 
 
 def test_reserved_dependencies_are_explained_in_the_docs():

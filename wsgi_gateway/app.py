@@ -161,7 +161,8 @@ def build_app(config: GatewayConfig, upstream: Callable | None = None, *,
                               allow=TrustedProxies(config.metrics.allow),
                               directory=observer.metrics.directory, flush=observer.flush)
     if config.tracing.enabled:
-        ops = TraceMiddleware(ops, trusted=trusted)
+        otel = config.tracing.otel
+        ops = TraceMiddleware(ops, trusted=trusted, sample=otel.sample if otel.enabled else 0.0)
     trust_id = {"always": True, "never": False}.get(config.request_id.trust_incoming, trusted)
     stack = RequestContextMiddleware(
         ops, request_id_header=config.request_id.header,
@@ -280,7 +281,8 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     build.strip.add(injected)
     proxy = ReverseProxy(api.name, api.path, api.upstream) if api.upstream.kind == "url" else None
     # one code path decides what reaches the upstream, whatever the upstream is
-    mark = StageMark if config.metrics.enabled else (lambda app, stage: app)
+    timed = config.metrics.enabled or (config.tracing.enabled and config.tracing.otel.enabled)
+    mark = StageMark if timed else (lambda app, stage: app)
     app = mark(Mutate(proxy or upstream, strip_auth=api.strip_auth, credentials=places,
                       strip=build.strip), "upstream")
     if getattr(rules, "reads_limits", False):  # header rules reading `limits`

@@ -34,6 +34,7 @@ def gateway(tmp_path, monkeypatch):
         path = tmp_path / "audit.jsonl"
 
         def lines() -> list[dict]:
+            gateway.observer.flush()  # what waits in the batch (audit.flush_interval)
             text = path.read_text() if path.exists() else ""
             return [json.loads(line) for line in text.splitlines()]
         return client, lines, path
@@ -109,6 +110,7 @@ def test_logrotate_moves_the_file(gateway, tmp_path):
     client, lines, path = gateway(clock=lambda: now[0])
     token = mint(sub="rotated")
     client.get("/api/x", headers={"Authorization": f"Bearer {token}"})
+    assert len(lines()) == 1  # written (a line still waiting goes to the new file)
     path.rename(tmp_path / "audit.jsonl.1")
     now[0] += 1.5  # the file is checked for rotation once a second
     client.get("/api/x", headers={"Authorization": f"Bearer {token}"})
@@ -155,6 +157,7 @@ def test_revoked_and_unavailable_are_written(tmp_path, monkeypatch):
         token = mint(sub="revoked", iat=now[0] - 10)
         headers = {"Authorization": f"Bearer {token}"}
         assert client.get("/api/x", headers=headers).status_code == 200
+        gateway.observer.flush()
         [first] = (tmp_path / "audit.jsonl").read_text().splitlines()
         gateway.resources["sessions"].revoke(json.loads(first)["identity"]["session_id"])
         now[0] += 2  # past the workers' session cache
@@ -162,6 +165,7 @@ def test_revoked_and_unavailable_are_written(tmp_path, monkeypatch):
         server.stop()
         now[0] += 2
         assert client.get("/api/x", headers=headers).status_code == 503
+        gateway.observer.flush()
         lines = [json.loads(l) for l in (tmp_path / "audit.jsonl").read_text().splitlines()]
         assert [(l["decision"], l["status"]) for l in lines] == [
             ("allow", 200), ("revoked", 401), ("unavailable", 503)]
@@ -169,3 +173,81 @@ def test_revoked_and_unavailable_are_written(tmp_path, monkeypatch):
         assert all(token not in json.dumps(l) for l in lines)
     finally:
         server.stop()
+
+
+def test_lines_wait_at_most_the_flush_interval(gateway):
+    """Batched writes: nothing until a line has waited 100 ms (the injected clock), then
+    the whole batch in one write; close writes the rest."""
+    now = [1_800_000_000.0]
+    client, _lines, path = gateway(clock=lambda: now[0])
+    headers = {"Authorization": f"Bearer {mint(sub='batched')}"}
+
+    def written() -> int:
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    client.get("/api/x", headers=headers)
+    now[0] += 0.05
+    client.get("/api/x", headers=headers)
+    assert written() == 0
+    now[0] += 0.06  # the first line has waited 110 ms
+    client.get("/api/x", headers=headers)
+    assert written() == 3
+    client.get("/api/x", headers=headers)
+    assert written() == 3
+    client.application.app.close()  # the Gateway under LintMiddleware
+    assert written() == 4
+
+
+def test_an_idle_worker_writes_its_batch(gateway):
+    """No further request: the flusher thread writes the waiting line (real time)."""
+    client, _lines, path = gateway()
+    client.get("/api/x", headers={"Authorization": f"Bearer {mint(sub='idle')}"})
+    deadline = time.monotonic() + 5
+    while not (path.exists() and path.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(path.read_text().splitlines()) == 1
+
+
+def test_flush_interval_zero_writes_every_line_at_once(gateway):
+    client, _lines, path = gateway(flush_interval=0)
+    client.get("/api/x", headers={"Authorization": f"Bearer {mint(sub='direct')}"})
+    assert len(path.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param('/api/a"b\\c', id="quote and backslash"),
+    pytest.param("/api/\u00e9t\u00e9/\U0001f600", id="non-ascii"),
+    pytest.param("/api/a\x01b", id="control character"),
+])
+def test_the_line_is_json_for_any_path(gateway, path):
+    client, lines, _ = gateway()
+    client.delete(path, headers={"Authorization": f"Bearer {mint(sub='ann')}"})
+    [line] = lines()
+    assert line["path"] == path.encode().decode("latin-1")  # PATH_INFO, as WSGI gives it
+    assert line["decision"] == "deny"
+
+
+@pytest.mark.e2e
+def test_a_stopping_worker_writes_its_batch(tmp_path, memcached):
+    """Real gunicorn: lines waiting in a batch (a 60 s interval here, so only the exit
+    can write them) reach the file when the workers stop."""
+    import requests
+
+    from tests.support.gateways import SECRET_ENV
+    from tests.support.processes import GatewayProcess
+
+    config = observed_config(tmp_path, memcached.address, audit={"flush_interval": "60s"})
+    config["metrics"]["enabled"] = False
+    process = GatewayProcess(write(tmp_path, config), workers=2, env=SECRET_ENV).start()
+    try:
+        token = mint(sub="exiting")
+        for _ in range(3):
+            response = requests.delete(process.url + "/api/x", timeout=10,
+                                       headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 403
+        path = tmp_path / "audit.jsonl"
+        assert not (path.exists() and path.read_text())  # still waiting
+    finally:
+        process.stop()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["decision"] for line in lines] == ["deny"] * 3

@@ -58,6 +58,18 @@ def scrape(process: GatewayProcess, total: int | None = None) -> dict:
         time.sleep(0.05)
 
 
+def _audit_lines(process: GatewayProcess, total: int) -> list[dict]:
+    """The audit lines once ``total`` are written: each worker writes its batch within
+    ``audit.flush_interval`` (100 ms), the idle one from its flusher thread."""
+    path = process.config.parent / "audit.jsonl"
+    deadline = time.monotonic() + 5
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= total or time.monotonic() > deadline:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.05)
+
+
 def _workers(process: GatewayProcess) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(process.proc.pid)], capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
@@ -89,7 +101,7 @@ def test_counts_match_exactly_summed_over_two_workers(served):
     assert value(found, "gateway_stage_duration_seconds_count", api="api", stage="authn") == 4 * n
     assert value(found, "gateway_stage_duration_seconds_count", api="api", stage="rules") == 3 * n
     assert value(found, "gateway_stage_duration_seconds_count", api="api", stage="upstream") == n
-    audit = [json.loads(line) for line in (served.config.parent / "audit.jsonl").read_text().splitlines()]
+    audit = _audit_lines(served, 4 * n)  # every line whole: batches of two workers never mix
     assert len(audit) == 4 * n and len({a["request_id"] for a in audit}) == 4 * n  # both workers
     assert sorted({a["decision"] for a in audit}) == ["allow", "deny", "unauthenticated"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .typed import Where, parsed
 from .units import parse_duration
@@ -95,13 +96,58 @@ class AuditConfig:
     claims: tuple[str, ...] = ()
     """The token claims written on each line. Claims are personal data: list only what
     auditors and `replay` need. Default `[]`."""
+    flush_interval: float = field(default=0.1, metadata={"parse": parsed(parse_duration)})
+    """`file` only: a line waits at most this long (or until 64 KiB wait), then the batch
+    goes out in one write(2) on the O_APPEND file, so workers' lines never mix. A worker
+    killed outright (SIGKILL, OOM) loses what waits; a stop, an exit or a close writes it.
+    `0`: every line at once. Default `100ms`."""
 
     def __post_init__(self):
+        if self.flush_interval < 0:
+            raise ValueError("audit.flush_interval cannot be negative")
         if not 0.0 <= self.sample_allowed <= 1.0:
             raise ValueError("audit.sample_allowed must be between 0 and 1")
         bad = [c for c in self.claims if not _CLAIM.fullmatch(c)]
         if bad:
             raise ValueError(f"audit.claims: {', '.join(map(repr, bad))} are not claim names")
+
+
+@dataclass(frozen=True)
+class OtelConfig:
+    """OpenTelemetry spans: one per request, a child per stage (``observe/otel.py``).
+
+    Off by default; needs the ``[otel]`` extra. The SDK and its export thread start in
+    each gunicorn worker, on its first request (never in the master: the batch
+    processor's thread does not survive a fork). Spans carry bounded labels only:
+    never a token, cookie, path, query or subject.
+    """
+
+    enabled: bool = False
+    """One span per request with a child per stage, in the W3C trace; needs
+    `pip install 'wsgi-gateway[otel]'` and `tracing.enabled`. Default `false`."""
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    """`otlp`: OTLP over HTTP/protobuf (imported only when chosen); `console`: one JSON
+    span per line; `none`: spans built and dropped. Default `otlp`."""
+    endpoint: str | None = None
+    """The OTLP/HTTP traces URL (`otlp` only). Default the SDK's (OTEL_EXPORTER_OTLP_* env)."""
+    file: str | None = field(default=None, metadata={"parse": _file})
+    """`console` only: the file span lines are appended to, relative to the config.
+    Default standard output."""
+    service_name: str = "wsgi-gateway"
+    """The `service.name` resource attribute. Default `wsgi-gateway`."""
+    sample: float = 1.0
+    """The share of new traces recorded (by trace ID); those go upstream flagged sampled
+    (`-01`), the others `-00`. A trusted caller's flag decides for its trace. Default `1.0`."""
+
+    def __post_init__(self):
+        if not 0.0 <= self.sample <= 1.0:
+            raise ValueError("tracing.otel.sample must be between 0 and 1")
+        if self.endpoint is not None and not re.match(r"https?://[^\s/]+", self.endpoint):
+            raise ValueError(f"tracing.otel.endpoint {self.endpoint!r}: an http(s) URL")
+        if self.file is not None and self.exporter != "console":
+            raise ValueError("tracing.otel.file is only for exporter: console")
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", self.service_name):
+            raise ValueError(f"tracing.otel.service_name {self.service_name!r}: letters, digits, . _ -")
 
 
 @dataclass(frozen=True)
@@ -116,3 +162,9 @@ class TracingConfig:
     enabled: bool = True
     """Read or start a W3C trace; `false` passes no `traceparent` of its own. Default
     `true`."""
+    otel: OtelConfig = OtelConfig()
+    """Optional OpenTelemetry spans per request and stage."""
+
+    def __post_init__(self):
+        if self.otel.enabled and not self.enabled:
+            raise ValueError("tracing.otel needs tracing.enabled: the spans join its trace")

@@ -34,16 +34,25 @@ Schema version 1 (``"v": 1``; a field is only ever added within a version):
 Never a token, secret, cookie, header value, query string or unlisted claim. The file
 handler is a ``WatchedFileHandler``: logrotate may move the file; lines go to the new
 file within a second (the file is checked once a second, not per line).
+
+Writes to ``audit.file`` are batched: lines wait at most ``audit.flush_interval``
+(100 ms) and go out in one ``write(2)`` on the ``O_APPEND`` descriptor, so another
+worker's lines never land inside one; a close, an exit or a flush writes what waits.
+Standard error stays one line per write: a pipe's atomic writes are only 4 KiB.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
 import logging.handlers
+import os
 import sys
+import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -56,6 +65,8 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)  # made once, not per line
+_str = json.encoder.encode_basestring_ascii  # what _ENCODER does to a str, in C
+_BATCH_MAX = 64 * 1024  # bytes waiting before a write, whatever the interval
 _RULE_NOTES = ("denies", "allows")
 
 
@@ -64,6 +75,20 @@ def sampled(request_id: str, rate: float) -> bool:
     if rate >= 1.0:
         return True
     return zlib.crc32(request_id.encode()) < rate * 0x1_0000_0000
+
+
+def _json(value) -> str:
+    """A scalar as JSON; strings and None without the encoder's call overhead."""
+    cls = value.__class__
+    if cls is str:
+        return _str(value)
+    if cls is int:
+        return int.__repr__(value)
+    if cls is float and value - value == 0.0:  # finite: what the encoder writes
+        return float.__repr__(value)
+    if value is None:
+        return "null"
+    return _ENCODER.encode(value)
 
 
 def _note(note: str) -> str:
@@ -139,10 +164,23 @@ class AuditLog:
         self.handler = handler  # used directly: no LogRecord, never the request log
         self.watched = isinstance(handler, logging.handlers.WatchedFileHandler)
         self._checked = -1.0  # when the file was last checked for rotation (once a second)
+        self.interval = config.flush_interval
+        self.batched = self.watched and self.interval > 0
+        self._lock = threading.Lock()
+        self._pending: list[str] = []
+        self._size, self._since = 0, 0.0
+        self._stop = threading.Event()
+        self._flusher_pid = None
+        if self.batched:  # an exiting worker writes what waits
+            ref = weakref.ref(self)
+            atexit.register(lambda: (log := ref()) is not None and log.flush())
         self._whos: dict[tuple, tuple[object, str]] = {}
         self._trails: dict[tuple, str] = {}
+        self._fragments: dict[tuple, str] = {}
 
     def close(self) -> None:
+        self._stop.set()
+        self.flush()
         self.handler.close()
 
     def write(self, ctx: "RequestContext", method: str, path: str, status: int, seconds: float) -> None:
@@ -153,14 +191,65 @@ class AuditLog:
         if allowed and not sampled(ctx.request_id, self.config.sample_allowed):
             return
         line = self.line(ctx, method, path, status, seconds)
-        handler = self.handler
-        with handler.lock:  # one whole line at a time (O_APPEND across workers)
+        if not self.batched:
+            with self.handler.lock:  # one whole line at a time (O_APPEND across workers)
+                self._rotate(self.clock())
+                self.handler.stream.write(line)
+                self.handler.stream.flush()
+            return
+        with self._lock:
             now = self.clock()
-            if self.watched and not 0.0 <= now - self._checked < 1.0:
-                self._checked = now
-                handler.reopenIfNeeded()  # logrotate moved the file: a new one
-            handler.stream.write(line)
-            handler.stream.flush()
+            if not self._pending:
+                self._since = now
+            self._pending.append(line)
+            self._size += len(line)
+            due = now - self._since >= self.interval or now < self._since or self._size >= _BATCH_MAX
+        if due:
+            self.flush()
+        elif self._flusher_pid != os.getpid():
+            self._start_flusher()
+
+    def flush(self) -> None:
+        """Write the waiting lines in one ``write(2)`` (after a rotation check)."""
+        if not self.batched:
+            return
+        with self._lock:
+            if not self._pending:
+                return
+            data = "".join(self._pending).encode("utf-8")
+            self._pending, self._size = [], 0
+            with self.handler.lock:
+                self._rotate(self.clock())
+                if self.handler.stream is None:  # closed: reopen to write what waited
+                    self.handler.stream = self.handler._open()
+                fd = self.handler.stream.fileno()
+                while data:  # a regular file takes it whole; loop for the odd short write
+                    data = data[os.write(fd, data):]
+
+    def _rotate(self, now: float) -> None:
+        if self.watched and not 0.0 <= now - self._checked < 1.0:
+            self._checked = now
+            self.handler.reopenIfNeeded()  # logrotate moved the file: a new one
+
+    def _start_flusher(self) -> None:
+        """A thread writing idle batches; started in the process that writes (a forked
+        worker starts its own: threads do not survive a fork)."""
+        self._flusher_pid = os.getpid()
+        ref = weakref.ref(self)
+        interval, stop = self.interval, self._stop
+
+        def loop():
+            while not stop.wait(interval):
+                log = ref()
+                if log is None:
+                    return
+                try:
+                    log.flush()
+                except Exception:  # noqa: BLE001 - keep the worker; the next may succeed
+                    logging.getLogger("wsgi_gateway").exception("audit: writing the log failed")
+                del log
+
+        threading.Thread(target=loop, name="audit-flush", daemon=True).start()
 
     def record(self, ctx: "RequestContext", method: str, path: str, status: int,
                seconds: float) -> dict:
@@ -169,21 +258,45 @@ class AuditLog:
 
     def line(self, ctx: "RequestContext", method: str, path: str, status: int,
              seconds: float) -> str:
-        """The JSON line. What depends only on the identity, and only on the trail, is
-        encoded once and reused: a repeated token and outcome cost a dict lookup."""
-        head = _ENCODER.encode({
-            "v": SCHEMA_VERSION, "time": _utc(self.clock()), "request_id": ctx.request_id,
-            "trace_id": ctx.trace.trace_id if ctx.trace is not None else None,
-            "api": ctx.api, "method": method, "path": path, "status": status,
-            "decision": ctx.decision, "reason": ctx.problem, "policies": list(ctx.policies),
-            "mapped": _mapped_digest(ctx.mapped_identity),
-            "limits": [{"kind": v.kind, "limit": v.limit, "remaining": v.remaining}
-                       for v in ctx.limit_verdicts],
-            "upstream": None if ctx.upstream is None else {
-                "status": ctx.upstream.status, "ms": round(ctx.upstream.seconds * 1000, 2)},
-            "ms": round(seconds * 1000, 2),
-        })
-        return f"{head[:-1]},{self._who(ctx)},{self._trail(ctx)}}}\n"
+        """The JSON line. Only what changes per request is encoded per request (time,
+        IDs, path, numbers); the rest is JSON fragments made once per distinct value:
+        the API and method, the outcome, the identity, the trail."""
+        trace, upstream = ctx.trace, ctx.upstream
+        up = "null" if upstream is None else \
+            f'{{"status":{_json(upstream.status)},"ms":{_json(round(upstream.seconds * 1000, 2))}}}'
+        return (f'{{"v":{SCHEMA_VERSION},"time":"{_utc(self.clock())}","request_id":{_json(ctx.request_id)},'
+                f'"trace_id":{"null" if trace is None else _str(trace.trace_id)},'
+                f'{self._fragment((ctx.api, method))}"path":{_str(path)},"status":{status},'
+                f'{self._fragment((ctx.decision, ctx.problem, ctx.policies))}'
+                f'"mapped":{_json(_mapped_digest(ctx.mapped_identity))},'
+                f'"limits":{self._limits(ctx.limit_verdicts)},"upstream":{up},'
+                f'"ms":{_json(round(seconds * 1000, 2))},{self._who(ctx)},{self._trail(ctx)}}}\n')
+
+    def _fragment(self, key: tuple) -> str:
+        """``"api":…,"method":…,`` or ``"decision":…,"reason":…,"policies":[…],``,
+        encoded once per distinct tuple (bounded: a method is the client's word)."""
+        known = self._fragments.get(key)
+        if known is None:
+            names = ("api", "method") if len(key) == 2 else ("decision", "reason", "policies")
+            values = key if len(key) == 2 else (key[0], key[1], list(key[2]))
+            known = _ENCODER.encode(dict(zip(names, values)))[1:-1] + ","
+            if len(self._fragments) >= 1024:
+                self._fragments.clear()
+            self._fragments[key] = known
+        return known
+
+    def _limits(self, verdicts) -> str:
+        """``limits``: each verdict's kind and limit encoded once, ``remaining`` per request."""
+        if not verdicts:
+            return "[]"
+        parts = []
+        for v in verdicts:
+            key = (v.kind, v.limit)
+            head = self._fragments.get(key)
+            if head is None:
+                head = self._fragments[key] = f'{{"kind":{_json(v.kind)},"limit":{_json(v.limit)},"remaining":'
+            parts.append(f"{head}{_json(v.remaining)}}}")
+        return f"[{','.join(parts)}]"
 
     def _who(self, ctx: "RequestContext") -> str:
         """``identity``, ``claims``, ``claims_absent``: encoded once per identity."""

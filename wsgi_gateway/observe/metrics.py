@@ -254,8 +254,8 @@ class Metrics:
             for key in increments:
                 totals[key] = totals.get(key, 0) + amount
         self._failing = failing
-        for (family, labels), amount in totals.items():
-            self._child(family, labels).inc(amount)
+        # histograms before counters: a scrape racing this flush that sees a request
+        # counted also sees its durations (the e2e test waits on the request counter)
         for (family, labels), entry in histograms.items():
             child = self._child(family, labels)
             # prometheus_client's Histogram.observe, one bucket and the sum at a time;
@@ -264,6 +264,8 @@ class Metrics:
             for i, count in enumerate(entry[1:]):
                 if count:
                     child._buckets[i].inc(count)
+        for (family, labels), amount in totals.items():
+            self._child(family, labels).inc(amount)
         self._flush_sources()
         if counts and failing != self._written_failing:
             self.store_failing.set(failing)

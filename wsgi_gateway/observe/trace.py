@@ -48,12 +48,19 @@ def parse_traceparent(value: str | None) -> tuple[str, str, str] | None:
     return trace_id, parent, flags
 
 
-def start_trace(environ: dict, trusted: bool, new_id: Callable[[int], str] | None = None) -> TraceContext:
-    """The request's trace context, from the caller's headers when ``trusted``."""
+def start_trace(environ: dict, trusted: bool, new_id: Callable[[int], str] | None = None,
+                sample: float = 0.0) -> TraceContext:
+    """The request's trace context, from the caller's headers when ``trusted``.
+
+    A new trace is flagged sampled (``-01``) for a ``sample`` share of trace IDs (the
+    low 64 bits, as OpenTelemetry's ratio sampler reads them): the gateway records
+    those spans (``tracing.otel``), so the upstream is told to record its own."""
     new_id = new_id or (lambda n: os.urandom(n).hex())
     parsed = parse_traceparent(environ.get("HTTP_TRACEPARENT")) if trusted else None
     if parsed is None:
-        return TraceContext(trace_id=new_id(16), span_id=new_id(8))
+        trace_id = new_id(16)
+        sampled = sample > 0.0 and int(trace_id[16:], 16) < sample * 0x1_0000_0000_0000_0000
+        return TraceContext(trace_id=trace_id, span_id=new_id(8), flags="01" if sampled else "00")
     trace_id, parent, flags = parsed
     state = environ.get("HTTP_TRACESTATE")
     if state is not None and len(state) > _TRACESTATE_MAX:
@@ -67,14 +74,17 @@ class TraceMiddleware:
     :param app: the WSGI app to wrap.
     :param trusted: the peers (``REMOTE_ADDR``) whose trace headers are believed
         (``client_headers.trusted_proxies``): anything with ``__contains__``.
+    :param sample: the share of new traces flagged sampled (``tracing.otel.sample``
+        when spans are on, else 0: the gateway records nothing).
     """
 
-    def __init__(self, app: Callable, *, trusted):
+    def __init__(self, app: Callable, *, trusted, sample: float = 0.0):
         self.app = app
         self.trusted = trusted
+        self.sample = sample
 
     def __call__(self, environ, start_response):
-        trace = start_trace(environ, environ.get("REMOTE_ADDR") in self.trusted)
+        trace = start_trace(environ, environ.get("REMOTE_ADDR") in self.trusted, sample=self.sample)
         context_of(environ).trace = trace
         environ["HTTP_TRACEPARENT"] = trace.traceparent
         if trace.state is not None:
