@@ -260,6 +260,7 @@ def test_check_points_a_bad_hmac_secret_at_its_line_and_secret_encoding(tmp_path
 
 def test_serve_warns_too(tmp_path):
     """The same warning on `serve`'s stderr, before gunicorn starts (a real process)."""
+    import signal
     import subprocess
 
     from tests.support.processes import free_port, wait_for_port
@@ -272,8 +273,12 @@ def test_serve_warns_too(tmp_path):
                                  "--bind", f"127.0.0.1:{port}"], cwd=REPO, stdout=out, stderr=out)
         try:
             wait_for_port(port)
-        finally:
-            proc.terminate()
-            proc.wait(10)
+        finally:  # SIGINT is gunicorn's quick shutdown (SIGTERM waits for booting workers)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
     text = log.read_text()
     assert "warning:" in text and "each worker counts rate limits and quotas alone" in text, text
