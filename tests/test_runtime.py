@@ -54,3 +54,30 @@ def test_a_full_collection_walks_only_what_was_not_frozen(tuned):
     assert len(gc.get_objects(2)) < 1000  # generation 2 holds almost nothing to walk
     assert gc.get_freeze_count() > 50_000
     del keep
+
+
+def operator_post_request(worker, req, environ, resp):
+    """An operator's own post_request hook (named in server: as a dotted path)."""
+    environ["operator hook ran"] = True
+
+
+def test_an_operators_post_request_runs_after_the_gateways_not_instead(tuned, tmp_path):
+    """tune_gc() switches automatic full collections off, so serve's post_request must
+    keep running the bounded ones whatever hook the operator adds in server:."""
+    import dataclasses
+
+    import yaml
+
+    from wsgi_gateway.config import load_config
+    from wsgi_gateway.serve import GatewayApplication
+
+    (tmp_path / "gw.yaml").write_text(yaml.safe_dump({
+        "app": "tests.support.apps:echo", "apis": [{"name": "a", "path": "/a", "auth": ["keyless"]}],
+        "server": {"post_request": "tests.test_runtime.operator_post_request"}}))
+    config = load_config(str(tmp_path / "gw.yaml"))
+    application = GatewayApplication(dataclasses.replace(config))
+    environ: dict = {}
+    for _ in range(runtime.COLLECT_EVERY):
+        application.cfg.post_request(None, None, environ, None)
+    assert environ == {"operator hook ran": True}
+    assert runtime._State.requests == runtime.COLLECT_EVERY  # the gateway's ran each time

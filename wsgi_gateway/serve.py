@@ -38,7 +38,6 @@ DEFAULT_SERVER: Mapping[str, Any] = {
     # gunicorn 25+ opens a control socket at one fixed path per user; two gateways on a
     # host would fight over it. Opt in with control_socket_disable: false and a path.
     "control_socket_disable": True,
-    "post_request": after_request,  # bounded full collections (wsgi_gateway/runtime.py)
 }
 
 
@@ -128,6 +127,15 @@ class GatewayApplication(BaseApplication):
     def load_config(self) -> None:  # gunicorn's hook: apply settings
         for key, value in self.settings().items():
             self.cfg.set(key, value)
+        own_post_request = self.cfg.post_request
+
+        def post_request(worker, req, environ, resp):
+            # bounded full collections (runtime.py): tune_gc() switched the automatic ones
+            # off, so this must run even when the operator sets a post_request of their own
+            after_request()
+            own_post_request(worker, req, environ, resp)
+
+        self.cfg.set("post_request", post_request)
         if self.gateway_config.metrics.enabled:
             self._metrics_directory()
 
