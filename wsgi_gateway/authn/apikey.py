@@ -58,9 +58,7 @@ DEFAULT_NAMES = {"header": "X-API-Key", "query": "api_key", "bearer": "Authoriza
 
 def _keys_file(node: object, where: Where) -> str:
     """A keys_file path (YAML or JSON, relative to the config), which must exist."""
-    if not isinstance(node, str) or not node:
-        raise ValueError(f"expected a file path, got {node!r}")
-    if not (where.base_dir / node).is_file():
+    if not where.config_path(node).is_file():
         raise ValueError(f"keys file {node!r} not found (relative to {where.base_dir})")
     return node
 

@@ -51,9 +51,7 @@ def _duration(**kw):
 
 def _users_file(node: object, where: Where) -> Path:
     """The users file, relative to the config; loaded once so faults stop start-up."""
-    if not isinstance(node, str) or not node:
-        raise ValueError("expected the path of a users file")
-    path = (where.base_dir / node).resolve()
+    path = where.config_path(node, "the path of a users file")
     try:
         load_users(path)
     except ConfigError as err:

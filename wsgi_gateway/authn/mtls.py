@@ -54,9 +54,7 @@ _FINGERPRINT = re.compile(r"[0-9a-f]{64}\Z")
 
 def _ca_file(node: object, where: Where) -> str:
     """A PEM file of trusted CAs (relative to the config), checked when the config loads."""
-    if not isinstance(node, str) or not node:
-        raise ValueError(f"expected a file path, got {node!r}")
-    path = (where.base_dir / node).resolve()
+    path = where.config_path(node)
     load_anchors(path)  # ValueError names the file and the fault
     return str(path)
 

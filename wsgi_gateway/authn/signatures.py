@@ -50,9 +50,7 @@ _DUMMY = b"\0" * 32               # unknown key ids cost one HMAC too
 
 def _keys_file(node: object, where: Where) -> Path:
     """The keys file, relative to the config; loaded once so faults stop start-up."""
-    if not isinstance(node, str) or not node:
-        raise ValueError("expected the path of a keys file")
-    path = (where.base_dir / node).resolve()
+    path = where.config_path(node, "the path of a keys file")
     try:
         load_keys(path)
     except ConfigError as err:

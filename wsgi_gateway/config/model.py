@@ -76,9 +76,7 @@ def _servers(node: object, where: Where) -> tuple[tuple[str, int], ...]:
 def _revocations_file(node: object, where: Where) -> str:
     """The durable revocations file (relative to the config); its directory must exist,
     the file is created by the first ``sessions revoke`` / ``keys revoke``."""
-    if not isinstance(node, str) or not node:
-        raise ValueError(f"expected a file path, got {node!r}")
-    path = (where.base_dir / node).resolve()
+    path = where.config_path(node)
     if not path.parent.is_dir():
         raise ValueError(f"the directory of revocations_file {node!r} does not exist")
     return str(path)

@@ -15,16 +15,12 @@ _CLAIM = re.compile(r"[A-Za-z0-9_:.-]{1,64}")
 
 def _directory(node: object, where: Where) -> str:
     """A directory path, relative to the config; created at start when missing."""
-    if not isinstance(node, str) or not node:
-        raise ValueError(f"expected a directory path, got {node!r}")
-    return str((where.base_dir / node).resolve())
+    return str(where.config_path(node, "a directory path"))
 
 
 def _file(node: object, where: Where) -> str:
     """A file path, relative to the config; its directory must exist."""
-    if not isinstance(node, str) or not node:
-        raise ValueError(f"expected a file path, got {node!r}")
-    path = (where.base_dir / node).resolve()
+    path = where.config_path(node)
     if not path.parent.is_dir():
         raise ValueError(f"the directory of {node!r} does not exist")
     return str(path)

@@ -47,6 +47,13 @@ class Where:
         """The folder relative paths in this file are resolved against."""
         return self.file.parent
 
+    def config_path(self, node: object, what: str = "a file path") -> Path:
+        """``node`` as a path relative to this file (resolved); ValueError unless it is a
+        non-empty string. What must exist there is the caller's check."""
+        if not isinstance(node, str) or not node:
+            raise ValueError(f"expected {what}, got {node!r}")
+        return (self.base_dir / node).resolve()
+
 
 class Invalid(Exception):
     """Raised by a parser after it has recorded its problem; the value is skipped."""

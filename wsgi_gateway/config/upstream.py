@@ -69,9 +69,7 @@ def _targets(node: object, where: Where) -> tuple[str, ...]:
 
 
 def _file(node: object, where: Where) -> str:
-    if not isinstance(node, str) or not node:
-        raise ValueError("expected a file path")
-    path = (where.base_dir / node).resolve()
+    path = where.config_path(node)
     if not path.is_file():
         raise ValueError(f"{node!r}: no such file (relative to {where.base_dir})")
     return str(path)
