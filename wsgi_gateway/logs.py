@@ -40,11 +40,15 @@ class _UtcTime(logging.Formatter):
     _stamp = ""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
+        return self.stamp(record.created)
+
+    def stamp(self, created: float) -> str:
+        """``created`` (epoch seconds) as RFC 3339 UTC with milliseconds."""
+        second = int(created)
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._stamp}.{int(record.msecs):03d}Z"
+        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
 
     @staticmethod
     def fields(record: logging.LogRecord) -> dict:
@@ -62,13 +66,19 @@ class TextFormatter(_UtcTime):
     """``time level logger message key=value ...``"""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{self.formatTime(record)} {record.levelname} {record.name} {record.getMessage()}"
-        fields = self.fields(record)
-        if fields:  # quote what a client can influence; the rest is known to be plain
-            line += " " + " ".join(f"{k}={v if k in _PLAIN_FIELDS else _text(v)}"
-                                   for k, v in fields.items())
+        line = self.line(self.formatTime(record), record.levelname, record.name,
+                         record.getMessage(), self.fields(record))
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
+        return line
+
+    @staticmethod
+    def line(when: str, level: str, name: str, message: str, fields: Mapping) -> str:
+        """One line without a traceback."""
+        line = f"{when} {level} {name} {message}"
+        if fields:  # quote what a client can influence; the rest is known to be plain
+            line += " " + " ".join([f"{k}={v if k in _PLAIN_FIELDS else _text(v)}"
+                                    for k, v in fields.items()])
         return line
 
 
@@ -86,6 +96,12 @@ class JsonFormatter(_UtcTime):
             out["stack"] = self.formatStack(record.stack_info)
         return json.dumps(out, default=str)
 
+    @staticmethod
+    def line(when: str, level: str, name: str, message: str, fields: Mapping) -> str:
+        """One line without a traceback."""
+        return _ENCODER.encode({"time": when, "level": level, "logger": name, "message": message,
+                                **fields})
+
 
 def configure_logging(config: "LoggingConfig", stream=None) -> None:
     """Send the gateway's logs to ``stream`` (stderr) in the configured format.
@@ -101,6 +117,7 @@ def configure_logging(config: "LoggingConfig", stream=None) -> None:
     handler._wsgi_gateway = True  # type: ignore[attr-defined]
     handler.setFormatter(JsonFormatter() if config.format == "json" else TextFormatter())
     logger.addHandler(handler)
+    _Direct.handler = handler
     logger.setLevel(config.level)
     logger.propagate = False
     if config.format == "json" and stream is None:
@@ -162,9 +179,50 @@ def log_request(ctx: "RequestContext", environ: dict, status: str | None, second
                       upstream_ms=round(ctx.upstream.seconds * 1000, 2))
     if error is not None:
         fields["error"] = error
+    if exc_info is None and level == logging.INFO and _Direct.write(message, fields):
+        return
     # makeRecord + handle skips the caller lookup logger.info would do on every request
     access.handle(access.makeRecord(access.name, level, "", 0, message, (), exc_info,
                                     extra={"gw": fields}))
+
+
+class _Direct:
+    """The request line straight to the stream of the handler :func:`configure_logging`
+    installed, without a ``LogRecord``: the same text as the handler would write, for a
+    third of the cost (the record, the logger and handler dispatch were two thirds of a
+    request line's 20 µs).
+
+    Taken only while that handler is the line's only destination, exactly as configured:
+    no handler or filter added to the access logger, the ``wsgi_gateway`` logger or the
+    handler since. Anything else (a test's caplog, an operator's own handlers, a line
+    with a traceback) goes through ``logging`` as before.
+    """
+
+    handler: logging.StreamHandler | None = None
+
+    @classmethod
+    def write(cls, message: str, fields: dict) -> bool:
+        handler = cls.handler
+        parent = access.parent
+        if handler is None or access.handlers or access.filters or not access.propagate \
+                or access.disabled or parent is None or parent.filters or parent.disabled \
+                or len(parent.handlers) != 1 or parent.handlers[0] is not handler \
+                or handler.filters or handler.level > logging.INFO:
+            return False
+        formatter = handler.formatter
+        if type(formatter) not in (TextFormatter, JsonFormatter):
+            return False
+        line = formatter.line(formatter.stamp(time.time()), "INFO", access.name, message, fields)
+        handler.acquire()
+        try:
+            stream = handler.stream
+            stream.write(line + handler.terminator)
+            stream.flush()
+        except (OSError, ValueError):
+            return False  # logging's own path reports it (Handler.handleError)
+        finally:
+            handler.release()
+        return True
 
 
 def _gunicorn_access(record: logging.LogRecord) -> dict:
@@ -184,7 +242,8 @@ def _int(value: object) -> int:
 
 
 _PLAIN_FIELDS = frozenset({"request_id", "api", "status", "ms", "bytes", "decision", "auth",
-                           "error", "upstream", "upstream_status", "upstream_ms"})
+                           "error", "upstream", "upstream_status", "upstream_ms", "trace_id"})
+_ENCODER = json.JSONEncoder(default=str)
 _PLAIN = re.compile(r'[^\s"=\\]+\Z')
 
 
