@@ -149,3 +149,40 @@ def test_the_clients_request_id_is_kept_only_from_trusted_proxies(client, extra,
     response = client(extra + "\n").get("/b", headers={"X-Request-Id": "client-chosen"},
                                         environ_base={"REMOTE_ADDR": peer})
     assert (response.headers["X-Request-Id"] == "client-chosen") is kept
+
+
+def _environ(**headers) -> dict:
+    return {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "REMOTE_ADDR": "10.0.0.9",
+            **{f"HTTP_{k}": v for k, v in headers.items()}}
+
+
+def test_the_remembered_names_strip_every_request_with_them():
+    """The keys to drop are remembered per tuple of environ keys: the second request
+    with the same names is stripped like the first; a trusted proxy's keeps its proxy
+    headers; a peer of another trust is not answered from the first's memory."""
+    from wsgi_gateway.mutate.strip import ClientHeaderStrip, TrustedProxies
+
+    strip = ClientHeaderStrip(trusted=TrustedProxies(["10.0.0.1"])).seal()
+    for _ in range(2):
+        untrusted = _environ(X_USER="root", X_FORWARDED_FOR="1.2.3.4", ACCEPT="*/*")
+        strip.apply(untrusted)
+        assert set(untrusted) == {"REQUEST_METHOD", "PATH_INFO", "REMOTE_ADDR", "HTTP_ACCEPT"}
+    trusted = {**_environ(X_USER="root", X_FORWARDED_FOR="1.2.3.4", ACCEPT="*/*"),
+               "REMOTE_ADDR": "10.0.0.1"}
+    strip.apply(trusted)
+    assert "HTTP_X_USER" not in trusted and trusted["HTTP_X_FORWARDED_FOR"] == "1.2.3.4"
+
+
+def test_the_memory_of_names_is_bounded():
+    from wsgi_gateway.mutate import strip as module
+
+    strip = module.ClientHeaderStrip().seal()
+    for i in range(module._REMEMBERED + 5):
+        environ = _environ(**{f"X_NAME_{i}": "v", "X_USER": "root"})
+        strip.apply(environ)
+        assert "HTTP_X_USER" not in environ
+    assert len(strip._doomed) <= module._REMEMBERED
+    huge = _environ(**{"X_" + "A" * module._REMEMBERED_CHARS: "v", "X_USER": "root"})
+    remembered = len(strip._doomed)
+    strip.apply(huge)
+    assert "HTTP_X_USER" not in huge and len(strip._doomed) == remembered  # stripped, not kept

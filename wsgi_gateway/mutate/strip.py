@@ -65,6 +65,10 @@ class TrustedProxies:
         return any(address in network for network in self.networks)
 
 
+_REMEMBERED = 1024        # tuples of environ keys whose doomed keys are remembered
+_REMEMBERED_CHARS = 2048  # the longest remembered tuple, in characters: 2 MB at most
+
+
 class ClientHeaderStrip:
     """Removes every identity, injected and (from untrusted peers) proxy header.
 
@@ -86,6 +90,7 @@ class ClientHeaderStrip:
         self._always: tuple[frozenset[str], tuple[str, ...]] | None = None
         self._untrusted: tuple[frozenset[str], tuple[str, ...]] | None = None
         self._cookies: frozenset[str] = frozenset()
+        self._doomed: dict[tuple, tuple[str, ...]] = {}
 
     def add(self, names: Iterable[str]) -> None:
         """Also remove these names (headers the gateway injects somewhere)."""
@@ -120,9 +125,19 @@ class ClientHeaderStrip:
         """Remove the headers from ``environ`` (one pass over its keys)."""
         if self._untrusted is None:
             raise RuntimeError("seal() the header strip list before serving")
-        keys, prefixes = (self._always if environ.get("REMOTE_ADDR") in self.trusted
-                          else self._untrusted)
-        doomed = [k for k in environ if k in keys or (prefixes and k.startswith(prefixes))]
+        trusted = environ.get("REMOTE_ADDR") in self.trusted
+        # clients send the same header names request after request: the keys to drop are
+        # remembered per tuple of environ keys (at most _REMEMBERED tuples of at most
+        # _REMEMBERED_CHARS characters each: emptied when full)
+        names = (trusted, *environ)
+        doomed = self._doomed.get(names)
+        if doomed is None:
+            keys, prefixes = self._always if trusted else self._untrusted
+            doomed = tuple(k for k in environ if k in keys or (prefixes and k.startswith(prefixes)))
+            if sum(map(len, environ)) <= _REMEMBERED_CHARS:
+                if len(self._doomed) >= _REMEMBERED:
+                    self._doomed.clear()
+                self._doomed[names] = doomed
         for key in doomed:
             del environ[key]
         if self._cookies and "HTTP_COOKIE" in environ:
