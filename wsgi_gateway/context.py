@@ -76,12 +76,41 @@ class RequestContext:
         self.trail.append(TrailEntry(layer, name, outcome, detail))
 
     def request(self, environ: dict) -> "Request":
-        """The werkzeug view of the request, built once and shared by every layer."""
+        """The werkzeug view of the request, made once and shared by every layer: a
+        :class:`LazyRequest`, so a request whose layers read only the environ (a bearer
+        token, a cached decision) never pays for werkzeug's parsing."""
         if self._request is None:
+            self._request = LazyRequest(environ)  # type: ignore[assignment]
+        return self._request  # type: ignore[return-value]
+
+
+class LazyRequest:
+    """werkzeug's ``Request`` for ``environ``, built on the first attribute read that
+    is not ``environ`` itself; every other attribute is the real request's."""
+
+    __slots__ = ("environ", "_request")
+
+    def __init__(self, environ: dict):
+        self.environ = environ
+        self._request = None
+
+    def __getattr__(self, name: str):
+        return getattr(self.werkzeug(), name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in LazyRequest.__slots__:
+            object.__setattr__(self, name, value)
+        else:  # e.g. max_content_length: werkzeug's request reads it
+            setattr(self.werkzeug(), name, value)
+
+    def werkzeug(self) -> "Request":
+        """The real request, built now if no attribute read built it yet."""
+        request = self._request
+        if request is None:
             from werkzeug.wrappers import Request
 
-            self._request = Request(environ)
-        return self._request
+            request = self._request = Request(self.environ)
+        return request
 
 
 def peek_context(environ: dict) -> RequestContext | None:
