@@ -47,6 +47,13 @@ REVOCATION_TTL = 30 * 86400.0
 STORE_METHODS = frozenset({"apikey", "oidc_login"})  # methods whose identity is a record in the store
 
 
+class _Unsaved(dict):
+    """A new session's record that no store holds yet: :meth:`Sessions.touch` adds it
+    (its type says so without a second cache lookup per request)."""
+
+    __slots__ = ()
+
+
 def session_key(session_id: str) -> str:
     return f"sess:{session_id}"
 
@@ -108,22 +115,22 @@ class Sessions:
         with self._lock:
             cached = self._cache.get(session_id)
         if cached is not None:
-            return cached[:2]
+            return cached
         keys = [session_key(session_id), revoked_key(session_id),
                 identity_revoked_key(identity.issuer, identity.subject)]
         found = self.store.get_everywhere(keys)
-        record, stored = _newest(found.get(keys[0], ())), True
+        record = _newest(found.get(keys[0], ()))
         if record is None:
             record = self._new(session_id, identity)
             if self.create_on_read:
                 record = self._create(session_id, record)
-            else:
-                stored = False  # written by touch(), with the policies the rules assign
+            else:  # written by touch(), with the policies the rules assign
+                record = _Unsaved(record)
         marks = [float(v) for k in keys[1:] for v in found.get(k, ()) if _is_number(v)]
-        result = (record, max(marks) if marks else None, stored)
+        result = (record, max(marks) if marks else None)
         with self._lock:
             self._cache[session_id] = result
-        return result[:2]
+        return result
 
     def _new(self, session_id: str, identity) -> dict[str, Any]:
         now = self.clock()
@@ -143,9 +150,7 @@ class Sessions:
         session_id = ctx.session_id
         now = self.clock()
         policies = list(ctx.policies)
-        with self._lock:
-            entry = self._cache.get(session_id)
-        unsaved = entry is not None and not entry[2]
+        unsaved = type(record) is _Unsaved
         if not unsaved and now - record.get("last_seen", 0) < self.config.touch_interval and \
                 record.get("policies") == policies:
             return
@@ -160,7 +165,7 @@ class Sessions:
         with self._lock:
             entry = self._cache.get(session_id)
             if entry is not None:
-                self._cache[session_id] = (record, entry[1], True)
+                self._cache[session_id] = (record, entry[1])
 
     def revoke(self, session_id: str) -> int:
         """Refuse the session's credentials issued until now, on every worker within 1 s.
