@@ -57,7 +57,7 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .metrics import rule_outcome
+from .metrics import rule_outcome, trail_steps
 
 if TYPE_CHECKING:
     from ..config.observe import AuditConfig
@@ -89,6 +89,17 @@ def _json(value) -> str:
     if value is None:
         return "null"
     return _ENCODER.encode(value)
+
+
+def _ms(seconds: float) -> str:
+    """``round(seconds * 1000, 2)`` as JSON: ``%.2f`` rounds the same binary value the
+    same way (both correctly rounded) and, below 1e12, repr of the rounded float is
+    that text without its trailing zeros; twice as fast as round() then repr()."""
+    ms = seconds * 1000
+    if not 0.0 <= ms < 1e12:  # negative, huge, inf or nan: the reference path
+        return _json(round(ms, 2))
+    text = ("%.2f" % ms).rstrip("0")
+    return text + "0" if text[-1] == "." else text
 
 
 def _note(note: str) -> str:
@@ -142,7 +153,7 @@ def _utc(seconds: float) -> str:
     second = int(seconds)
     if second != _stamp[0]:
         _stamp[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
-    return f"{_stamp[1]}.{int(seconds % 1 * 1000):03d}Z"
+    return "%s.%03dZ" % (_stamp[1], int(seconds % 1 * 1000))
 
 
 class AuditLog:
@@ -170,13 +181,19 @@ class AuditLog:
         self._pending: list[str] = []
         self._size, self._since = 0, 0.0
         self._stop = threading.Event()
-        self._flusher_pid = None
+        self._flushing = False  # this process runs the flush thread (not asked per line:
+        # os.getpid() is a system call, 0.2 µs); a forked child starts its own
         if self.batched:  # an exiting worker writes what waits
             ref = weakref.ref(self)
             atexit.register(lambda: (log := ref()) is not None and log.flush())
+            os.register_at_fork(after_in_child=lambda: (log := ref()) is not None and log._forked())
         self._whos: dict[tuple, tuple[object, str]] = {}
         self._trails: dict[tuple, str] = {}
         self._fragments: dict[tuple, str] = {}
+
+    def _forked(self) -> None:
+        """In a new child: no flush thread yet (threads do not survive a fork)."""
+        self._flushing = False
 
     def close(self) -> None:
         self._stop.set()
@@ -187,18 +204,19 @@ class AuditLog:
         """The line for one request, when it was decided (and, if allowed, sampled)."""
         if ctx.decision is None and (ctx.api is None or ctx.api == "-ops"):
             return  # ops paths, the metrics path, unrouted requests: no decision
-        allowed = ctx.decision == "allow" and status < 400
-        if allowed and not sampled(ctx.request_id, self.config.sample_allowed):
+        rate = self.config.sample_allowed
+        if rate < 1.0 and ctx.decision == "allow" and status < 400 \
+                and not sampled(ctx.request_id, rate):
             return
-        line = self.line(ctx, method, path, status, seconds)
+        now = self.clock()  # one reading: the line's time and the batch's age
+        line = self._line(ctx, method, path, status, seconds, now)
         if not self.batched:
             with self.handler.lock:  # one whole line at a time (O_APPEND across workers)
-                self._rotate(self.clock())
+                self._rotate(now)
                 self.handler.stream.write(line)
                 self.handler.stream.flush()
             return
         with self._lock:
-            now = self.clock()
             if not self._pending:
                 self._since = now
             self._pending.append(line)
@@ -206,7 +224,7 @@ class AuditLog:
             due = now - self._since >= self.interval or now < self._since or self._size >= _BATCH_MAX
         if due:
             self.flush()
-        elif self._flusher_pid != os.getpid():
+        elif not self._flushing:
             self._start_flusher()
 
     def flush(self) -> None:
@@ -234,7 +252,7 @@ class AuditLog:
     def _start_flusher(self) -> None:
         """A thread writing idle batches; started in the process that writes (a forked
         worker starts its own: threads do not survive a fork)."""
-        self._flusher_pid = os.getpid()
+        self._flushing = True
         ref = weakref.ref(self)
         interval, stop = self.interval, self._stop
 
@@ -258,19 +276,24 @@ class AuditLog:
 
     def line(self, ctx: "RequestContext", method: str, path: str, status: int,
              seconds: float) -> str:
+        """The JSON line, timed now by the clock."""
+        return self._line(ctx, method, path, status, seconds, self.clock())
+
+    def _line(self, ctx: "RequestContext", method: str, path: str, status: int,
+              seconds: float, now: float) -> str:
         """The JSON line. Only what changes per request is encoded per request (time,
         IDs, path, numbers); the rest is JSON fragments made once per distinct value:
         the API and method, the outcome, the identity, the trail."""
         trace, upstream = ctx.trace, ctx.upstream
         up = "null" if upstream is None else \
-            f'{{"status":{_json(upstream.status)},"ms":{_json(round(upstream.seconds * 1000, 2))}}}'
-        return (f'{{"v":{SCHEMA_VERSION},"time":"{_utc(self.clock())}","request_id":{_json(ctx.request_id)},'
+            f'{{"status":{_json(upstream.status)},"ms":{_ms(upstream.seconds)}}}'
+        return (f'{{"v":{SCHEMA_VERSION},"time":"{_utc(now)}","request_id":{_json(ctx.request_id)},'
                 f'"trace_id":{"null" if trace is None else _str(trace.trace_id)},'
                 f'{self._fragment((ctx.api, method))}"path":{_str(path)},"status":{status},'
                 f'{self._fragment((ctx.decision, ctx.problem, ctx.policies))}'
                 f'"mapped":{_json(_mapped_digest(ctx.mapped_identity))},'
                 f'"limits":{self._limits(ctx.limit_verdicts)},"upstream":{up},'
-                f'"ms":{_json(round(seconds * 1000, 2))},{self._who(ctx)},{self._trail(ctx)}}}\n')
+                f'"ms":{_ms(seconds)},{self._who(ctx)},{self._trail(ctx)}}}\n')
 
     def _fragment(self, key: tuple) -> str:
         """``"api":…,"method":…,`` or ``"decision":…,"reason":…,"policies":[…],``,
@@ -289,6 +312,11 @@ class AuditLog:
         """``limits``: each verdict's kind and limit encoded once, ``remaining`` per request."""
         if not verdicts:
             return "[]"
+        if len(verdicts) == 1:  # the usual case: no list, no join
+            v = verdicts[0]
+            head = self._fragments.get((v.kind, v.limit))
+            if head is not None:
+                return f"[{head}{_json(v.remaining)}}}]"
         parts = []
         for v in verdicts:
             key = (v.kind, v.limit)
@@ -314,12 +342,12 @@ class AuditLog:
 
     def _trail(self, ctx: "RequestContext") -> str:
         """``rules``, ``decided_by``, ``authn``: encoded once per distinct trail."""
-        steps = tuple((e.layer, e.name, e.outcome, e.detail) for e in ctx.trail
-                      if e.layer in ("rules", "authn"))
+        steps = trail_steps(ctx.trail)  # in C; layers other than these two go below
         key = (steps, ctx.decision)
         fragment = self._trails.get(key)
         if fragment is not None:
             return fragment
+        steps = tuple(step for step in steps if step[0] in ("rules", "authn"))
         rules = rule_steps((name, outcome, detail) for layer, name, outcome, detail in steps
                            if layer == "rules")
         authn = [{"method": name, "outcome": outcome, "reason": detail if outcome == "failed" else None}

@@ -21,7 +21,7 @@ import tempfile
 import threading
 from bisect import bisect_left, bisect_right
 from collections import deque
-from operator import attrgetter
+from operator import attrgetter, sub
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +39,7 @@ _STORE_CONCERNS = {"rate": "rate_limits", "quota": "quotas",
                    "store credentials": "store_credentials", "revocation checks": "revocation_checks"}
 
 PENDING_MAX = 4096  # requests recorded between two flushes, at most (~1 KB each)
-_STEP = attrgetter("layer", "name", "outcome", "detail")  # a trail entry as a tuple, in C
+_STEP = attrgetter("layer", "name", "outcome", "detail")
 
 _active_dir: str | None = None
 log = logging.getLogger("wsgi_gateway")
@@ -97,6 +97,25 @@ def render(directory: str) -> tuple[bytes, str]:
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=directory)
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def trail_steps(trail) -> tuple:
+    """The trail as (layer, name, outcome, detail) tuples, built in C: the key under
+    which metrics and the audit line cache what a trail turns into. The upstream's
+    steps are left out: their detail holds the target and its time, new each request
+    (the upstream's status and time are read from ``ctx.upstream``)."""
+    steps = tuple(map(_STEP, trail))
+    if steps and steps[-1][0] == "upstream":
+        steps = tuple(step for step in steps if step[0] != "upstream")
+    return steps
+
+
+def _bounded(steps: tuple) -> tuple:
+    """The steps without what metrics never label: an identified subject's alias."""
+    if steps and steps[0][0] == "authn" and steps[0][2] != "failed":
+        return tuple((layer, name, outcome, "" if layer == "authn" and outcome != "failed" else detail)
+                     for layer, name, outcome, detail in steps)
+    return steps
 
 
 def _limited(policies: tuple, verdicts: tuple) -> tuple:
@@ -214,37 +233,53 @@ class Metrics:
     # -- in bulk, at a flush --------------------------------------------------------------
     def _aggregate(self, batch: list[tuple]) -> tuple[dict, dict, int | None]:
         """The batch's signature counts, its histogram values by (family, labels), and
-        whether its last request met a failing store (None: an empty batch)."""
+        whether its last request met a failing store (None: an empty batch).
+
+        Requests are grouped by API and stage sequence (usually one group per API);
+        each group's times then become per-stage durations column by column, in C."""
         counts: dict[tuple, int] = {}
-        values: dict[tuple, list[float]] = {}
-        duration, stage, upstream_time = self.duration, self.stage, self.upstream_time
+        timings: dict[tuple, list[tuple]] = {}
+        upstream_times: dict[str, list[float]] = {}
         signature = None
         for api, method, status, decision, trail, policies, verdicts, upstream, seconds, \
                 marks, ended in batch:
             api = api or "-"
-            signature = (api, method, status, decision, tuple(map(_STEP, trail)),
+            signature = (api, method, status, decision, trail_steps(trail),
                          _limited(policies, verdicts) if decision == "limited" else (),
                          None if upstream is None else upstream.status)
             counts[signature] = counts.get(signature, 0) + 1
-            key = (duration, (api,))
-            (values.get(key) or values.setdefault(key, [])).append(seconds)
-            if marks:
-                previous, at = marks[0]
-                for name, next_at in marks[1:]:
-                    key = (stage, (api, previous))
-                    (values.get(key) or values.setdefault(key, [])).append(next_at - at)
-                    previous, at = name, next_at
-                key = (stage, (api, previous))
-                (values.get(key) or values.setdefault(key, [])).append(ended - at)
+            stages, times = tuple(zip(*marks)) or ((), ())
+            key = (api, stages)
+            (timings.get(key) or timings.setdefault(key, [])).append((seconds, *times, ended))
             if upstream is not None:
-                key = (upstream_time, (api,))
-                (values.get(key) or values.setdefault(key, [])).append(upstream.seconds)
-        failing = None if signature is None else self._increments(signature)[1]
-        return counts, values, failing
+                (upstream_times.get(api) or upstream_times.setdefault(api, [])).append(upstream.seconds)
+        failing = None if signature is None else self._increments(self._normal(signature))[1]
+        return counts, self._durations(timings, upstream_times), failing
+
+    def _durations(self, timings: dict, upstream_times: dict) -> dict[tuple, list[float]]:
+        """Histogram values by (family, labels), from rows of (whole, mark..., end)."""
+        values: dict[tuple, list[float]] = {}
+        for (api, stages), rows in timings.items():
+            columns = list(zip(*rows))
+            whole = values.setdefault((self.duration, (api,)), [])
+            whole += columns[0]
+            for i, stage in enumerate(stages, 1):  # a stage lasts until the next mark
+                values.setdefault((self.stage, (api, stage)), []).extend(
+                    map(sub, columns[i + 1], columns[i]))
+        for api, seconds in upstream_times.items():
+            values[(self.upstream_time, (api,))] = seconds
+        return values
+
+    @staticmethod
+    def _normal(signature: tuple) -> tuple:
+        """The signature with its trail bounded (:func:`_bounded`): the key of
+        :meth:`_increments`, whatever the number of subjects."""
+        api, method, status, decision, trail, limited, upstream = signature
+        return (api, method, status, decision, _bounded(trail), limited, upstream)
 
     def _increments(self, signature: tuple) -> tuple[list[tuple], int]:
-        """The (family, labels) a signature counts toward, and whether the store failed;
-        worked out once per distinct signature (bounded: cleared past 4096)."""
+        """The (family, labels) a (normal) signature counts toward, and whether the
+        store failed; worked out once per distinct signature (cleared past 4096)."""
         known = self._increments_of.get(signature)
         if known is not None:
             return known
@@ -265,7 +300,7 @@ class Metrics:
             out += [(self.limited, (api, limited[0], kind)) for kind in limited[1]]
         if upstream is not None:
             out.append((self.upstream, (api, str(upstream))))
-        if len(self._increments_of) >= 4096:  # a signature holds a subject's alias
+        if len(self._increments_of) >= 4096:  # rule outcomes x statuses x ...: bounded
             self._increments_of.clear()
         self._increments_of[signature] = (out, failing)
         return out, failing
@@ -279,7 +314,7 @@ class Metrics:
             counts, values, failing = self._aggregate(batch)
             totals: dict[tuple, float] = {}
             for signature, amount in counts.items():
-                for key in self._increments(signature)[0]:
+                for key in self._increments(self._normal(signature))[0]:
                     totals[key] = totals.get(key, 0) + amount
             # histograms before counters: a scrape racing this flush that sees a request
             # counted also sees its durations (the e2e test waits on the request counter)
