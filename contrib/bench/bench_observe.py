@@ -18,7 +18,8 @@ recorded is left unpaid). As under ``serve``, the collector is tuned (``tune_gc`
 bounded full collection runs every 100 requests (``after_request``): what a request
 keeps alive is paid where gunicorn pays it. Prints, per variant, µs per request (best
 round), its share over ``off`` from the best rounds, and the median of the per-round
-shares (each round's variant against the same round's ``off``), a check on the first.
+shares (each round's variant against the same round's ``off``), a check on the first;
+``off-again``, a second gateway built from ``off``'s config, shows the run's own noise.
 
 ``--served``: the same configs under real gunicorn (2 sync workers each), driven by wrk
 (16 connections, same token) in alternating rounds: requests per second, and the
@@ -182,7 +183,8 @@ def main() -> None:
         return served(args, Path(tempfile.mkdtemp(prefix="bench-observe-")), variants)
     workdir = Path(tempfile.mkdtemp(prefix="bench-observe-"))
     variants = {"off": (False, False), "metrics": (True, False), "audit": (False, True),
-                "both": (True, True), "both-0.1": (True, True, 0.1)}
+                "both": (True, True), "both-0.1": (True, True, 0.1),
+                "off-again": (False, False)}  # a control: a second gateway, the same config
     if args.otel:  # spans cost more than the gateway: only when asked, runs stay short
         import opentelemetry.sdk  # noqa: F401 - the [otel] extra
         variants["otel"] = (False, False, 1.0, True)
