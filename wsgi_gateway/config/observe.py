@@ -93,7 +93,7 @@ class AuditConfig:
     """The token claims written on each line. Claims are personal data: list only what
     auditors and `replay` need. Default `[]`."""
     flush_interval: float = field(default=0.1, metadata={"parse": parsed(parse_duration)})
-    """`file` only: a line waits at most this long (or until 64 KiB wait), then the batch
+    """`file` only: a line waits at most this long (or until 256 lines wait), then the batch
     goes out in one write(2) on the O_APPEND file, so workers' lines never mix. A worker
     killed outright (SIGKILL, OOM) loses what waits; a stop, an exit or a close writes it.
     `0`: every line at once. Default `100ms`."""
