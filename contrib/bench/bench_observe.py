@@ -1,6 +1,6 @@
 """Per-request cost of metrics and the audit log, in process, against both off.
 
-    .venv/bin/python contrib/bench/bench_observe.py [--requests 3000] [--rounds 5] [--otel]
+    .venv/bin/python contrib/bench/bench_observe.py [--requests 300] [--rounds 40] [--otel]
     .venv/bin/python contrib/bench/bench_observe.py --served [--duration 4] [--rounds 2]
 
 Builds the same gateway five times (JWT HS256 with a warm token, a rule file with
@@ -169,8 +169,8 @@ def served(args, workdir: Path, variants: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--served", action="store_true", help="under gunicorn, with wrk")
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
     parser.add_argument("--otel", action="store_true", help="in process: add the otel variant")
