@@ -1,7 +1,7 @@
 """Per-request cost of metrics and the audit log, in process, against both off.
 
     .venv/bin/python contrib/bench/bench_observe.py [--requests 300] [--rounds 40] [--otel]
-    .venv/bin/python contrib/bench/bench_observe.py --served [--duration 4] [--rounds 2]
+    .venv/bin/python contrib/bench/bench_observe.py --served [--duration 4] [--rounds 3]
 
 Builds the same gateway five times (JWT HS256 with a warm token, a rule file with
 validate/assign/deny/allow, a rate-limited policy in the memory store, a no-op app):
@@ -170,12 +170,13 @@ def served(args, workdir: Path, variants: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--rounds", type=int, help="default 40 in process, 3 --served")
     parser.add_argument("--served", action="store_true", help="under gunicorn, with wrk")
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
     parser.add_argument("--otel", action="store_true", help="in process: add the otel variant")
     args = parser.parse_args()
     os.environ.update(SECRET_ENV)
+    args.rounds = args.rounds or (3 if args.served else 40)
     if args.served:
         variants = {"off": (False, False), "metrics": (True, False), "audit": (False, True),
                     "both": (True, True), "both-0.1": (True, True, 0.1),
