@@ -52,8 +52,9 @@ class MetricsConfig:
     `serve`."""
     # None: a fresh directory under the system temporary directory, per serve
     flush_interval: float = field(default=1.0, metadata={"parse": parsed(parse_duration)})
-    """How often a worker writes its counts to its file (a request only adds to in-memory
-    dicts; a scrape first writes its own worker's). A scrape sees other workers at most
+    """How often a worker writes its counts to its file (a request only keeps a tuple in
+    memory, 4096 at most, and a full batch is written at once; a scrape first writes its
+    own worker's). A scrape sees other workers at most
     this old; a worker killed with SIGKILL loses at most this much (a graceful exit
     writes first, through gunicorn's `worker_exit`). `0`: every request writes through
     (about 20 mmap writes, some 15 µs) Default `1s`."""
