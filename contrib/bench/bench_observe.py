@@ -1,23 +1,31 @@
 """Per-request cost of metrics and the audit log, in process, against both off.
 
-    .venv/bin/python contrib/bench/bench_observe.py [--requests 3000] [--rounds 5]
-    .venv/bin/python contrib/bench/bench_observe.py --served [--duration 4] [--rounds 2]
+    .venv/bin/python contrib/bench/bench_observe.py [--requests 300] [--rounds 40] [--otel]
+    .venv/bin/python contrib/bench/bench_observe.py --served [--duration 4] [--rounds 3]
 
 Builds the same gateway five times (JWT HS256 with a warm token, a rule file with
 validate/assign/deny/allow, a rate-limited policy in the memory store, a no-op app):
 ``off``, ``metrics`` (prometheus_client multiprocess files in a temporary directory),
 ``audit`` (every allowed request written to a file, sample 1.0), ``both``, and
-``both-0.1`` (allowed requests sampled at 0.1, as a busy deployment would), and
-``otel`` (``tracing.otel`` spans with ``exporter: none``, when the extra is installed);
-then times the whole stack through werkzeug test environs, rounds alternating the
-variants, best round kept. The time is the thread's CPU time (``time.thread_time``):
-on a shared host it moves less than wall time. Prints µs per request and each
-variant's share over ``off``.
+``both-0.1`` (allowed requests sampled at 0.1, as a busy deployment would), and with
+``--otel`` ``otel`` (``tracing.otel`` spans with ``exporter: none``; needs the extra);
+then times the whole stack through werkzeug test environs, each round running every
+variant once, in an order that reverses every other round (drift cancels out). The
+time is the process's CPU time (``time.process_time``: the request thread *and* the
+flush threads, so work moved off the request thread is still counted), and each
+variant's batch ends with the observer's flush inside the timed span (nothing it
+recorded is left unpaid). As under ``serve``, the collector is tuned (``tune_gc``) and a
+bounded full collection runs every 100 requests (``after_request``): what a request
+keeps alive is paid where gunicorn pays it. Prints, per variant, µs per request (best
+round), its share over ``off`` from the best rounds, and the median of the per-round
+shares (each round's variant against the same round's ``off``), a check on the first;
+``off-again``, a second gateway built from ``off``'s config, shows the run's own noise.
 
 ``--served``: the same configs under real gunicorn (2 sync workers each), driven by wrk
 (16 connections, same token) in alternating rounds: requests per second, and the
-workers' CPU per request (from /proc), which a busy machine disturbs less than
-throughput; ``off-again`` repeats ``off`` to show the run's own noise.
+workers' CPU per request (from /proc, all their threads), which a busy machine
+disturbs less than throughput; ``off-again`` repeats ``off`` to show the run's own
+noise. Shares as in process: from the best rounds, and the median per-round share.
 A benchmark, not a test: it asserts nothing and CI never runs it.
 """
 
@@ -61,16 +69,51 @@ def build(workdir: Path, name: str, metrics: bool, audit: bool, sample: float = 
 
 
 def run(gateway, environ: dict, n: int) -> float:
+    """CPU seconds per request over ``n`` requests, the observer's last flush included."""
+    from wsgi_gateway.runtime import after_request
+
     def start_response(status, headers, exc_info=None):
         return None
 
-    begin = time.thread_time()  # CPU, not wall: the neighbours of a shared host disturb it less
+    observer = gateway.observer
+    begin = time.process_time()  # every thread of the process: the flush threads too
     for _ in range(n):
         body = gateway(dict(environ), start_response)
         for _chunk in body:
             pass
         body.close()
-    return (time.thread_time() - begin) / n
+        after_request()  # gunicorn's post_request under serve: the bounded collections
+    if observer is not None:
+        observer.flush()  # what the variant recorded is paid inside its own span
+    return (time.process_time() - begin) / n
+
+
+def rounds(variants, rounds: int, measure) -> dict[str, list[float]]:
+    """``measure(name)`` for every variant, ``rounds`` times; the order reverses every
+    other round so that a drift of the machine's speed does not favour one variant."""
+    names = list(variants)
+    seen: dict[str, list[float]] = {name: [] for name in names}
+    for number in range(rounds):
+        for name in (names if number % 2 == 0 else names[::-1]):
+            seen[name].append(measure(name))
+    return seen
+
+
+def report(seen: dict[str, list[float]], unit: str, rates: dict | None = None) -> None:
+    """Per variant: best round, share over ``off`` from the best rounds, and the median
+    of the per-round shares (round r's variant against round r's ``off``)."""
+    from statistics import median
+
+    base = min(seen["off"])
+    for name, values in seen.items():
+        best = min(values)
+        rate = f"{rates[name]:8.0f} req/s  " if rates else ""
+        line = f"{name:9s} {rate}{best * 1e6:7.1f} µs/request {unit}"
+        if name != "off":
+            paired = median((v - o) / o for v, o in zip(values, seen["off"]))
+            line += (f"  +{(best - base) * 1e6:5.1f} µs ({(best - base) / base:+6.1%} best,"
+                     f" {paired:+6.1%} median of rounds)")
+        print(line)
 
 
 def _cpu_seconds(process) -> float:
@@ -103,36 +146,37 @@ def served(args, workdir: Path, variants: dict) -> None:
         build(workdir, name, *flags).close()  # writes the config
         processes[name] = GatewayProcess(workdir / f"{name}.yaml", workers=2,
                                          env=SECRET_ENV).start()
-    best = {name: 0.0 for name in variants}
-    cpu = {name: float("inf") for name in variants}
+    rates = {name: 0.0 for name in variants}
+
+    def measure(name: str) -> float:
+        process = processes[name]
+        before = _cpu_seconds(process)
+        out = subprocess.run(["wrk", "-t2", "-c16", f"-d{args.duration}s",
+                              "-H", f"Authorization: Bearer {token}",
+                              process.url + "/api/orders"], capture_output=True, text=True).stdout
+        used = _cpu_seconds(process) - before
+        done = int(re.search(r"(\d+) requests in", out)[1])
+        rates[name] = max(rates[name], float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]))
+        return used / max(done, 1)
+
     try:
-        for _ in range(args.rounds):
-            for name, process in processes.items():
-                before = _cpu_seconds(process)
-                out = subprocess.run(["wrk", "-t2", "-c16", f"-d{args.duration}s",
-                                      "-H", f"Authorization: Bearer {token}",
-                                      process.url + "/api/orders"], capture_output=True, text=True).stdout
-                used = _cpu_seconds(process) - before
-                done = int(re.search(r"(\d+) requests in", out)[1])
-                best[name] = max(best[name], float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]))
-                cpu[name] = min(cpu[name], used / max(done, 1))
+        seen = rounds(variants, args.rounds, measure)
     finally:
         for process in processes.values():
             process.stop()
-    base = cpu["off"]
-    for name in variants:
-        extra = "" if name == "off" else f"  +{(cpu[name] - base) * 1e6:.1f} µs ({(cpu[name] - base) / base:+.1%})"
-        print(f"{name:8s} {best[name]:8.0f} req/s  worker CPU {cpu[name] * 1e6:7.1f} µs/request{extra}")
+    report(seen, "worker CPU", rates)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--rounds", type=int, help="default 40 in process, 3 --served")
     parser.add_argument("--served", action="store_true", help="under gunicorn, with wrk")
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
+    parser.add_argument("--otel", action="store_true", help="in process: add the otel variant")
     args = parser.parse_args()
     os.environ.update(SECRET_ENV)
+    args.rounds = args.rounds or (3 if args.served else 40)
     if args.served:
         variants = {"off": (False, False), "metrics": (True, False), "audit": (False, True),
                     "both": (True, True), "both-0.1": (True, True, 0.1),
@@ -140,29 +184,24 @@ def main() -> None:
         return served(args, Path(tempfile.mkdtemp(prefix="bench-observe-")), variants)
     workdir = Path(tempfile.mkdtemp(prefix="bench-observe-"))
     variants = {"off": (False, False), "metrics": (True, False), "audit": (False, True),
-                "both": (True, True), "both-0.1": (True, True, 0.1)}
-    try:
+                "both": (True, True), "both-0.1": (True, True, 0.1),
+                "off-again": (False, False)}  # a control: a second gateway, the same config
+    if args.otel:  # spans cost more than the gateway: only when asked, runs stay short
         import opentelemetry.sdk  # noqa: F401 - the [otel] extra
         variants["otel"] = (False, False, 1.0, True)
-    except ImportError:
-        print("otel: skipped, the [otel] extra is not installed")
     gateways = {name: build(workdir, name, *flags) for name, flags in variants.items()}
     token = mint(sub="bench")
     environ = EnvironBuilder(path="/api/orders", headers={"Authorization": f"Bearer {token}"},
                              environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_environ()
     import logging
+
+    from wsgi_gateway.runtime import tune_gc
     logging.getLogger("wsgi_gateway.access").disabled = True  # the request line is not measured here
-    best = {name: float("inf") for name in gateways}
     for name, gateway in gateways.items():
         run(gateway, environ, 200)  # warm: token cache, rule memo, metric children
-    for _ in range(args.rounds):
-        for name, gateway in gateways.items():
-            best[name] = min(best[name], run(gateway, environ, args.requests))
-    base = best["off"]
-    for name, seconds in best.items():
-        extra = "" if name == "off" else f"  +{(seconds - base) * 1e6:.1f} µs ({(seconds - base) / base:+.1%})"
-        print(f"{name:8s} {seconds * 1e6:8.1f} µs/request{extra}")
-
+    tune_gc()  # as a gunicorn worker does once the gateway is built
+    seen = rounds(gateways, args.rounds, lambda name: run(gateways[name], environ, args.requests))
+    report(seen, "CPU")
 
 if __name__ == "__main__":
     main()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 import time
 
 import pytest
@@ -13,6 +15,7 @@ from tests.middleware.conftest import BufferedClient, Recorder
 from tests.observe.support import observed_config, write
 from tests.support.gateways import mint
 from wsgi_gateway import build_app, load_config
+from wsgi_gateway.observe.audit import _json, _ms
 
 COOKIE = "sessionid=cookie-secret-4f1d9a"
 
@@ -251,3 +254,45 @@ def test_a_stopping_worker_writes_its_batch(tmp_path, memcached):
         process.stop()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [line["decision"] for line in lines] == ["deny"] * 3
+
+
+@pytest.mark.parametrize("seconds", [
+    pytest.param(s, id=repr(s)) for s in
+    [0.0, 1e-9, 0.000005, 0.0000049999, 0.000125, 0.0049999, 0.005, 0.0123456, 1.0, 1.005,
+     2.675, 12.345, 999.999995, 1e9, 1e10, -0.001, -0.0, math.inf, math.nan]
+])
+def test_milliseconds_are_written_as_round_then_repr_wrote_them(seconds):
+    assert _ms(seconds) == _json(round(seconds * 1000, 2))
+
+
+def test_milliseconds_match_on_many_random_durations():
+    rng = random.Random(14)
+    durations = [rng.choice([rng.random() * scale, rng.randint(0, 10**7) / 10**5 + 5e-6])
+                 for scale in (0.001, 0.1, 10.0, 1e4) for _ in range(5000)]
+    assert [_ms(s) for s in durations] == [_json(round(s * 1000, 2)) for s in durations]
+
+
+def test_a_full_batch_is_written_without_waiting_for_the_interval(tmp_path):
+    from wsgi_gateway.config.observe import AuditConfig
+    from wsgi_gateway.context import RequestContext
+    from wsgi_gateway.observe.audit import _BATCH_LINES, AuditLog
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(AuditConfig(enabled=True, file=str(path), flush_interval=3600.0),
+                   clock=lambda: 1764876543.25)  # the interval never runs out
+    try:
+        def lines() -> list[str]:
+            return path.read_text().splitlines() if path.exists() else []
+
+        for number in range(_BATCH_LINES + 3):
+            ctx = RequestContext(request_id=f"r{number}", api="api", decision="deny", problem="forbidden")
+            log.write(ctx, "GET", "/api/orders", 403, 0.001)
+            if number == _BATCH_LINES - 2:
+                assert lines() == []  # still waiting, formatted at the flush
+        written = lines()
+        assert len(written) == _BATCH_LINES  # the full batch, in order, the rest waits
+        assert [json.loads(line)["request_id"] for line in written[:2]] == ["r0", "r1"]
+        assert json.loads(written[0])["time"] == "2025-12-04T19:29:03.250Z"  # when it ended
+    finally:
+        log.close()
+    assert len(lines()) == _BATCH_LINES + 3  # close writes what waited

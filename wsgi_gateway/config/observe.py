@@ -52,8 +52,9 @@ class MetricsConfig:
     `serve`."""
     # None: a fresh directory under the system temporary directory, per serve
     flush_interval: float = field(default=1.0, metadata={"parse": parsed(parse_duration)})
-    """How often a worker writes its counts to its file (a request only adds to in-memory
-    dicts; a scrape first writes its own worker's). A scrape sees other workers at most
+    """How often a worker writes its counts to its file (a request only keeps a tuple in
+    memory, 4096 at most, and a full batch is written at once; a scrape first writes its
+    own worker's). A scrape sees other workers at most
     this old; a worker killed with SIGKILL loses at most this much (a graceful exit
     writes first, through gunicorn's `worker_exit`). `0`: every request writes through
     (about 20 mmap writes, some 15 µs) Default `1s`."""
@@ -93,7 +94,7 @@ class AuditConfig:
     """The token claims written on each line. Claims are personal data: list only what
     auditors and `replay` need. Default `[]`."""
     flush_interval: float = field(default=0.1, metadata={"parse": parsed(parse_duration)})
-    """`file` only: a line waits at most this long (or until 64 KiB wait), then the batch
+    """`file` only: a line waits at most this long (or until 256 lines wait), then the batch
     goes out in one write(2) on the O_APPEND file, so workers' lines never mix. A worker
     killed outright (SIGKILL, OOM) loses what waits; a stop, an exit or a close writes it.
     `0`: every line at once. Default `100ms`."""

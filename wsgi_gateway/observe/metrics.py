@@ -19,7 +19,9 @@ import logging
 import os
 import tempfile
 import threading
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
+from collections import deque
+from operator import attrgetter, sub
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +37,9 @@ STAGES = ("authn", "sessions", "rules", "limits", "upstream")
 _BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1.0, 2.5, 5.0, 10.0)
 _STORE_CONCERNS = {"rate": "rate_limits", "quota": "quotas",
                    "store credentials": "store_credentials", "revocation checks": "revocation_checks"}
+
+PENDING_MAX = 4096  # requests recorded between two flushes, at most (~1 KB each)
+_STEP = attrgetter("layer", "name", "outcome", "detail")
 
 _active_dir: str | None = None
 log = logging.getLogger("wsgi_gateway")
@@ -94,6 +99,34 @@ def render(directory: str) -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
+def trail_steps(trail) -> tuple:
+    """The trail as (layer, name, outcome, detail) tuples, built in C: the key under
+    which metrics and the audit line cache what a trail turns into. The upstream's
+    steps are left out: their detail holds the target and its time, new each request
+    (the upstream's status and time are read from ``ctx.upstream``)."""
+    steps = tuple(map(_STEP, trail))
+    if steps and steps[-1][0] == "upstream":
+        steps = tuple(step for step in steps if step[0] != "upstream")
+    return steps
+
+
+def _bounded(steps: tuple) -> tuple:
+    """The steps without what metrics never label: the detail of an authentication
+    step other than ``failed`` (a subject's alias, an API key's id). Run once per
+    distinct signature of a batch, not per request."""
+    if any(layer == "authn" and outcome != "failed" and detail
+           for layer, _name, outcome, detail in steps):
+        return tuple((layer, name, outcome, "" if layer == "authn" and outcome != "failed" else detail)
+                     for layer, name, outcome, detail in steps)
+    return steps
+
+
+def _limited(policies: tuple, verdicts: tuple) -> tuple:
+    """A limited request's policies and the kinds of limit that refused it."""
+    return ("+".join(policies) or "-",
+            tuple(v.kind for v in verdicts if not v.allowed) or ("store",))
+
+
 def method_class(method: str) -> str:
     """read, write or other: the method as a bounded label."""
     return _METHOD_CLASS.get(method, "other")
@@ -118,17 +151,23 @@ class Metrics:
 
     :param config: the ``metrics:`` section.
     :param directory: the multiprocess directory in force.
+    :param pending_max: requests kept between two flushes; at the bound, the request
+        that reaches it flushes (nothing is dropped, memory stays bounded).
 
-    A request only adds to plain dicts (about 0.2 µs an entry); the per-worker file is
-    written by :meth:`flush`: every ``flush_interval`` from a daemon thread started on
-    the first request (so never in the master), before this worker renders a scrape,
-    and when the worker exits (``serve``'s ``worker_exit``). A scrape therefore sees
-    other workers' counts at most ``flush_interval`` old, and a worker killed with
-    SIGKILL loses at most that much. ``flush_interval: 0`` writes through at once
-    (each write is an mmap update: about 1.5 µs, some 20 per request).
+    A request appends one tuple of references to what its context already holds
+    (about 0.3 µs hot); :meth:`flush` turns the requests since the last flush into
+    counter increments and histogram observations in bulk (identical signatures
+    counted once, each histogram's values sorted once and cut at its bucket bounds)
+    and writes them into the per-worker file: every ``flush_interval`` from a daemon
+    thread started on the first request (so never in the master), before this worker
+    renders a scrape, when ``pending_max`` requests wait, and when the worker exits
+    (``serve``'s ``worker_exit``). A scrape therefore sees other workers' counts at
+    most ``flush_interval`` old, and a worker killed with SIGKILL loses at most that
+    much. ``flush_interval: 0`` writes through at once (each write is an mmap update:
+    about 1.5 µs, some 20 per request).
     """
 
-    def __init__(self, config: "MetricsConfig", directory: str):
+    def __init__(self, config: "MetricsConfig", directory: str, *, pending_max: int = PENDING_MAX):
         self.config = config
         self.directory = activate(directory)
         from prometheus_client import Counter, Gauge, Histogram
@@ -168,60 +207,85 @@ class Metrics:
         #: what fetches keys or asks providers: objects with ``fetch_stats()`` (build_app)
         self.sources: list = []
         self._fetched: dict[tuple, tuple[int, int]] = {}
-        self._counts: dict[tuple, float] = {}
-        self._histograms: dict[tuple, list] = {}
-        self._failing = 0
-        self._lock = threading.Lock()
+        # appended by request threads, emptied by popleft in flush: both atomic, no lock
+        self._pending: deque[tuple] = deque()
+        self.pending_max = max(1, pending_max)
+        self._flush_lock = threading.Lock()  # one flush at a time writes the file
+        self._increments_of: dict[tuple, tuple[list[tuple], int]] = {}
         self._children: dict[tuple, object] = {}
         self._flusher: threading.Thread | None = None
         self._stop = threading.Event()
         self._written_failing: int | None = None  # nothing is written before a request
 
-    # -- per request: plain dict updates ----------------------------------------------
-    def _observe(self, family, value: float, *labels) -> None:
-        key = (family, labels)
-        entry = self._histograms.get(key)
-        if entry is None:
-            entry = self._histograms[key] = [0.0] + [0] * (len(_BUCKETS) + 1)
-        entry[0] += value
-        entry[1 + bisect_left(_BUCKETS, value)] += 1  # the first bucket with le >= value
-
+    # -- per request: one tuple -----------------------------------------------------------
     def observe(self, ctx: "RequestContext", method: str, status: int, seconds: float,
                 ended: float) -> None:
         """Record one finished request from its context (status 0: none was sent).
 
-        The request's counters are kept as one signature (API, method, status,
-        decision, trail, limits, upstream status) counted in a dict; :meth:`flush`
-        turns signatures into counter increments. Steady traffic has few signatures,
-        so the per-request cost is one tuple and one dict update, plus the histograms.
+        Only references are kept: the context's trail, marks and verdicts are not
+        changed once its response is closed, and the context itself is not held.
         """
-        api = ctx.api or "-"
-        limited = ()
-        if ctx.decision == "limited":
-            limited = ("+".join(ctx.policies) or "-",
-                       tuple(v.kind for v in ctx.limit_verdicts if not v.allowed) or ("store",))
-        upstream = ctx.upstream
-        signature = (api, method, status, ctx.decision,
-                     tuple((e.layer, e.name, e.outcome,
-                            e.detail if e.layer != "authn" or e.outcome == "failed" else "")
-                           for e in ctx.trail),
-                     limited, upstream.status if upstream is not None else None)
-        marks = ctx.marks
-        with self._lock:
-            self._counts[signature] = self._counts.get(signature, 0) + 1
-            self._observe(self.duration, seconds, api)
-            for i, (stage, at) in enumerate(marks):
-                until = marks[i + 1][1] if i + 1 < len(marks) else ended
-                self._observe(self.stage, max(until - at, 0.0), api, stage)
-            if upstream is not None:
-                self._observe(self.upstream_time, upstream.seconds, api)
-        if self.config.flush_interval <= 0:
+        pending = self._pending
+        pending.append((ctx.api, method, status, ctx.decision, ctx.trail, ctx.policies,
+                        ctx.limit_verdicts, ctx.upstream, seconds, ctx.marks, ended))
+        if len(pending) >= self.pending_max or self.config.flush_interval <= 0:
             self.flush()
         elif self._flusher is None:
             self._start_flusher()
 
+    # -- in bulk, at a flush --------------------------------------------------------------
+    def _aggregate(self, batch: list[tuple]) -> tuple[dict, dict, int | None]:
+        """The batch's signature counts, its histogram values by (family, labels), and
+        whether its last request met a failing store (None: an empty batch).
+
+        Requests are grouped by API and stage sequence (usually one group per API);
+        each group's times then become per-stage durations column by column, in C."""
+        counts: dict[tuple, int] = {}
+        timings: dict[tuple, list[tuple]] = {}
+        upstream_times: dict[str, list[float]] = {}
+        signature = None
+        for api, method, status, decision, trail, policies, verdicts, upstream, seconds, \
+                marks, ended in batch:
+            api = api or "-"
+            signature = (api, method, status, decision, trail_steps(trail),
+                         _limited(policies, verdicts) if decision == "limited" else (),
+                         None if upstream is None else upstream.status)
+            counts[signature] = counts.get(signature, 0) + 1
+            stages, times = tuple(zip(*marks)) or ((), ())
+            key = (api, stages)
+            (timings.get(key) or timings.setdefault(key, [])).append((seconds, *times, ended))
+            if upstream is not None:
+                (upstream_times.get(api) or upstream_times.setdefault(api, [])).append(upstream.seconds)
+        failing = None if signature is None else self._increments(self._normal(signature))[1]
+        return counts, self._durations(timings, upstream_times), failing
+
+    def _durations(self, timings: dict, upstream_times: dict) -> dict[tuple, list[float]]:
+        """Histogram values by (family, labels), from rows of (whole, mark..., end)."""
+        values: dict[tuple, list[float]] = {}
+        for (api, stages), rows in timings.items():
+            columns = list(zip(*rows))
+            whole = values.setdefault((self.duration, (api,)), [])
+            whole += columns[0]
+            for i, stage in enumerate(stages, 1):  # a stage lasts until the next mark
+                values.setdefault((self.stage, (api, stage)), []).extend(
+                    map(sub, columns[i + 1], columns[i]))
+        for api, seconds in upstream_times.items():
+            values[(self.upstream_time, (api,))] = seconds
+        return values
+
+    @staticmethod
+    def _normal(signature: tuple) -> tuple:
+        """The signature with its trail bounded (:func:`_bounded`): the key of
+        :meth:`_increments`, whatever the number of subjects."""
+        api, method, status, decision, trail, limited, upstream = signature
+        return (api, method, status, decision, _bounded(trail), limited, upstream)
+
     def _increments(self, signature: tuple) -> tuple[list[tuple], int]:
-        """The (family, labels) a signature counts toward, and whether the store failed."""
+        """The (family, labels) a (normal) signature counts toward, and whether the
+        store failed; worked out once per distinct signature (cleared past 4096)."""
+        known = self._increments_of.get(signature)
+        if known is not None:
+            return known
         api, method, status, decision, trail, limited, upstream = signature
         decision = decision if decision in _DECISIONS else "-"
         out = [(self.requests, (api, method_class(method), str(status), decision))]
@@ -239,37 +303,52 @@ class Metrics:
             out += [(self.limited, (api, limited[0], kind)) for kind in limited[1]]
         if upstream is not None:
             out.append((self.upstream, (api, str(upstream))))
+        if len(self._increments_of) >= 4096:  # rule outcomes x statuses x ...: bounded
+            self._increments_of.clear()
+        self._increments_of[signature] = (out, failing)
         return out, failing
 
     # -- to the worker's file -----------------------------------------------------------
     def flush(self) -> None:
         """Write what was recorded since the last flush into this worker's file."""
-        with self._lock:
-            counts, self._counts = self._counts, {}
-            histograms, self._histograms = self._histograms, {}
-        failing = self._failing
-        totals: dict[tuple, float] = {}
-        for signature, amount in counts.items():
-            increments, failing = self._increments(signature)
-            for key in increments:
-                totals[key] = totals.get(key, 0) + amount
-        self._failing = failing
-        # histograms before counters: a scrape racing this flush that sees a request
-        # counted also sees its durations (the e2e test waits on the request counter)
-        for (family, labels), entry in histograms.items():
-            child = self._child(family, labels)
-            # prometheus_client's Histogram.observe, one bucket and the sum at a time;
-            # its _sum/_buckets are the values it writes itself (pinned <1 in setup.cfg)
-            child._sum.inc(entry[0])
-            for i, count in enumerate(entry[1:]):
-                if count:
-                    child._buckets[i].inc(count)
-        for (family, labels), amount in totals.items():
-            self._child(family, labels).inc(amount)
-        self._flush_sources()
-        if counts and failing != self._written_failing:
-            self.store_failing.set(failing)
-            self._written_failing = failing
+        with self._flush_lock:
+            pending = self._pending
+            batch = [pending.popleft() for _ in range(len(pending))]
+            counts, values, failing = self._aggregate(batch)
+            totals: dict[tuple, float] = {}
+            for signature, amount in counts.items():
+                for key in self._increments(self._normal(signature))[0]:
+                    totals[key] = totals.get(key, 0) + amount
+            # histograms before counters: a scrape racing this flush that sees a request
+            # counted also sees its durations (the e2e test waits on the request counter)
+            for (family, labels), observed in values.items():
+                self._observe_all(self._child(family, labels), observed)
+            for (family, labels), amount in totals.items():
+                self._child(family, labels).inc(amount)
+            self._flush_sources()
+            if failing is not None and failing != self._written_failing:
+                self.store_failing.set(failing)
+                self._written_failing = failing
+
+    @staticmethod
+    def _observe_all(child, observed: list[float]) -> None:
+        """prometheus_client's ``Histogram.observe`` for many values at once: each
+        bucket (the first whose bound is >= the value) and the sum written once. Its
+        ``_sum``/``_buckets`` are the values it writes itself (pinned <1 in setup.cfg).
+        A negative time (a clock step) counts as 0, as ``max(t, 0)`` did."""
+        observed.sort()
+        below = 0
+        first = bisect_left(observed, 0.0)
+        if first:
+            observed[:first] = [0.0] * first
+        child._sum.inc(sum(observed))
+        for i, bound in enumerate(_BUCKETS):
+            upto = bisect_right(observed, bound)
+            if upto > below:
+                child._buckets[i].inc(upto - below)
+                below = upto
+        if len(observed) > below:
+            child._buckets[len(_BUCKETS)].inc(len(observed) - below)
 
     def _flush_sources(self) -> None:
         """Key set fetches and introspection calls since the last flush; key set ages."""
@@ -293,7 +372,7 @@ class Metrics:
         return child
 
     def _start_flusher(self) -> None:
-        with self._lock:
+        with self._flush_lock:
             if self._flusher is not None:
                 return
             self._flusher = threading.Thread(target=self._flush_loop, name="metrics-flush",
