@@ -8,12 +8,12 @@ The upstream gets a ``traceparent`` whose parent is the gateway's own span.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..context import context_of
+from ..requestid import random_hex
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _TRACESTATE_MAX = 512  # W3C: 32 members of at most 256 chars; 512 keeps the common case
@@ -55,7 +55,7 @@ def start_trace(environ: dict, trusted: bool, new_id: Callable[[int], str] | Non
     A new trace is flagged sampled (``-01``) for a ``sample`` share of trace IDs (the
     low 64 bits, as OpenTelemetry's ratio sampler reads them): the gateway records
     those spans (``tracing.otel``), so the upstream is told to record its own."""
-    new_id = new_id or (lambda n: os.urandom(n).hex())
+    new_id = new_id or random_hex
     parsed = parse_traceparent(environ.get("HTTP_TRACEPARENT")) if trusted else None
     if parsed is None:
         trace_id = new_id(16)
