@@ -16,8 +16,9 @@ Contenders (2 workers each, the gunicorn worker class of ``--worker-class``):
 - ``full-*``: JWT + a 10-rule file (3 injected headers) + a sliding rate limit and a
   quota in memcached; ``exact`` sets ``limits.mode: exact``, ``default`` leaves the
   config's default; ``py`` / ``cpp`` is the CEL engine;
-- ``newid``: ``full-default-py`` loaded with a new identity on every request (pre-minted
-  tokens with distinct subjects, rotated by a wrk Lua script, each used once);
+- ``newid`` / ``newid-cpp``: ``full-default-py`` / ``full-default-cpp`` loaded with a new
+  identity on every request (pre-minted tokens with distinct subjects, rotated by a wrk
+  Lua script; each load its own half of them, a slice per round);
 - ``apache``: Debian's apache2 + libapache2-mod-auth-openidc (``AuthType oauth20``,
   the public key from a file: it accepts a JWKS URL over https only) proxying to the bare gunicorn; ``apache-newid``
   the same with the rotated tokens.
@@ -81,6 +82,9 @@ headers:
   X-Tenant: "identity.tenant"
   X-Groups: "identity.groups.join(',')"
 """
+
+# new identity on every request: (label, the contender it loads)
+NEWID_LOADS = (("newid", "full-default-py"), ("newid-cpp", "full-default-cpp"))
 
 # The limits are realistic but never reached by the load: what counting costs.
 POLICIES = {name: {"rate": "1000000/1s", "quota": "100000000/30d"}
@@ -410,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             "full-default-cpp": dict(store_port=mc.port, rules=True, mode=None, engine="cel-cpp"),
         }
         for name, setup in setups.items():
-            if not wanted(name) and not (name == "full-default-py" and wanted("newid")):
+            if not wanted(name) and not any(n == name and wanted(l) for l, n in NEWID_LOADS):
                 continue
             config = gateway_config(tmp, name, jwks_file=jwks_file, worker_class=args.worker_class,
                                     keepalive=args.keepalive, access_log=not args.no_access_log,
@@ -432,8 +436,8 @@ def main(argv: list[str] | None = None) -> int:
 
         loads: list[tuple[str, str, bool]] = [("bare", "bare", False)]
         loads += [(name, name, False) for name in setups if name in servers and wanted(name)]
-        if "full-default-py" in servers and wanted("newid"):
-            loads.append(("newid", "full-default-py", True))
+        loads += [(label, name, True) for label, name in NEWID_LOADS
+                  if name in servers and wanted(label)]
         if "apache" in servers:
             if wanted("apache"):
                 loads.append(("apache", "apache", False))
@@ -444,7 +448,14 @@ def main(argv: list[str] | None = None) -> int:
         for label, target, rotate in loads:
             run_wrk(servers[target].port, duration=1, connections=4, threads=1, workdir=tmp,
                     token=steady, keepalive=not args.no_client_keepalive)
-        slice_ = args.tokens // (args.rounds + 1)
+        # each new-identity load has its own tokens (a shared store would otherwise find
+        # the other's sessions): halves of the file, a slice per round
+        slice_ = args.tokens // (len(NEWID_LOADS) * (args.rounds + 1))
+        halves = [label for label, _ in NEWID_LOADS]
+
+        def token_base(label: str, number: int) -> int:  # apache-newid shares the first half
+            half = halves.index(label) if label in halves else 0
+            return half * (args.tokens // len(NEWID_LOADS)) + (number + 1) * slice_
         loads.append(("bare", "bare", False))  # bare again at the end of each round
         for number in range(args.rounds):
             bare_rps = None
@@ -457,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
                                  connections=args.connections, threads=args.threads, workdir=tmp,
                                  token=None if rotate else steady,
                                  tokens_file=tokens_file if rotate else None,
-                                 base=(number + 1) * slice_ if rotate else 0,
+                                 base=token_base(label, number) if rotate else 0,
                                  keepalive=not args.no_client_keepalive)
                 ops = store_ops(before, store_stats(mc.port))
                 cpu_us = (session_cpu(*charged) - cpu_before) / max(1, result.requests) * 1e6
@@ -482,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
                 row.p99.append(result.p99_us / 1000)
                 row.ops.append(max(0, ops) / max(1, result.requests))
                 row.errors += result.non_2xx + sum(result.errors.values())
-                if rotate and label == "newid" and result.requests > slice_:
+                if rotate and label.startswith("newid") and result.requests > slice_:
                     print(f"  note: {label} used {result.requests} tokens > slice {slice_}: some reused")
                 print(f"round {number + 1} {label:<17} {result.rps:8.0f} req/s  ratio "
                       f"{row.ratios[-1]:.2f}  p50 {row.p50[-1]:6.2f} ms  p99 {row.p99[-1]:6.2f} ms  "

@@ -16,6 +16,7 @@ import cProfile
 import gc
 import io
 import json
+import os
 import pstats
 import sys
 import tempfile
@@ -96,6 +97,8 @@ def main(argv=None) -> int:
         for order in () if args.no_profile else ("cumulative", "tottime"):
             out = io.StringIO()
             pstats.Stats(profile, stream=out).sort_stats(order).print_stats(22)
+        if os.environ.get("PROFILE_CALLERS"):
+            pstats.Stats(profile).print_callers(os.environ["PROFILE_CALLERS"])
             print(out.getvalue()[out.getvalue().index("ncalls") - 2:])
     finally:
         mc.proc.kill()

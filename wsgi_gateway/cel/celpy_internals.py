@@ -211,6 +211,10 @@ def _literal_value(evaluator: Evaluator, node: lark.Tree) -> Any:
     return Evaluator.literal(evaluator, node)
 
 
+# the names cel-python's member_dot_arg treats as macros (its own min and reduce included)
+_CELPY_MACROS = frozenset({"map", "filter", "all", "exists", "exists_one", "reduce", "min"})
+
+
 class _Evaluator(Evaluator):
     """cel-python's interpreter with the macros and ``has()`` replaced (see module doc).
 
@@ -360,7 +364,12 @@ class _Evaluator(Evaluator):
     def member_dot_arg(self, tree: lark.Tree) -> Any:
         name = tree.children[1].value
         if name not in MACROS or len(tree.children) != 3:
-            return super().member_dot_arg(tree)
+            if name in _CELPY_MACROS:
+                return super().member_dot_arg(tree)
+            # a method call, as cel-python's member_dot_arg makes it, without the typing
+            # subscripts (Callable[...], Tuple[...]) it builds on every call: a third of
+            # its time
+            return self.method_eval(*self.visit_children(tree))
         args = tree.children[2].children
         target = self._visit_value(tree.children[0])
         if isinstance(target, CELEvalError):
