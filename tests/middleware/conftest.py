@@ -46,15 +46,20 @@ def upstream():
 
 @pytest.fixture
 def make_client(tmp_path, upstream):
-    """make_client(yaml) → a Client for the gateway built from that config."""
+    """make_client(yaml) → a Client for the gateway built from that config; every
+    gateway made is closed afterwards (its key set refresh threads stopped)."""
+    built = []
 
     def make(text: str, *, app=None, store=None) -> Client:
         path = tmp_path / "gateway.yaml"
         path.write_text(textwrap.dedent(text))
         gateway = build_app(load_config(path), app or upstream, store=store)
+        built.append(gateway)
         return BufferedClient(LintMiddleware(gateway))
 
-    return make
+    yield make
+    for gateway in built:
+        gateway.close()
 
 
 def problem(response) -> dict:
