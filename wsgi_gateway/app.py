@@ -272,9 +272,13 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
     # a 401 from rules or a revoked session challenges like the API's methods do
     challenges = [a.challenge for a in authenticators if a.challenge] or [f'Bearer realm="{api.name}"']
     rules = _rule_set(api, build)
+    sessions = build.shared("sessions", lambda: Sessions(
+        build.store, config.sessions, clock=build.clock, on_failure=config.store.on_failure,
+        create_on_read=config.limits.quota_renewal == "first_use")) if config.sessions.enabled else None
     limiter = StoreLimiter(build.store, config.limits, api.name, config.policies,
                            default_policy=api.default_policy, clock=build.clock,
-                           keys=_rate_keys(build), on_failure=config.store.on_failure)
+                           keys=_rate_keys(build), on_failure=config.store.on_failure,
+                           sessions=sessions)
     # every header the gateway may inject anywhere is removed from every client request
     injected = [r.name for r in rules.rules.headers] if hasattr(rules, "rules") else []
     injected += [h for a in authenticators for h in getattr(a, "owned_headers", ())]
@@ -289,10 +293,7 @@ def _api_stack(api: ApiConfig, upstream: Callable, build: BuildContext):
         app = LimitHeaders(app, rules=rules)
     app = mark(Limits(app, limiter=limiter), "limits")
     app = mark(Rules(app, rules=rules, challenges=challenges), "rules")
-    if config.sessions.enabled:
-        sessions = build.shared("sessions", lambda: Sessions(
-            build.store, config.sessions, clock=build.clock, on_failure=config.store.on_failure,
-            create_on_read=config.limits.quota_renewal == "first_use"))
+    if sessions is not None:
         app = mark(SessionLayer(app, sessions=sessions, header=config.sessions.header,
                                 challenges=challenges), "sessions")
     identity_from = None

@@ -97,9 +97,9 @@ def main(argv=None) -> int:
         for order in () if args.no_profile else ("cumulative", "tottime"):
             out = io.StringIO()
             pstats.Stats(profile, stream=out).sort_stats(order).print_stats(22)
-        if os.environ.get("PROFILE_CALLERS"):
-            pstats.Stats(profile).print_callers(os.environ["PROFILE_CALLERS"])
             print(out.getvalue()[out.getvalue().index("ncalls") - 2:])
+        if os.environ.get("PROFILE_CALLERS") and not args.no_profile:
+            pstats.Stats(profile).print_callers(os.environ["PROFILE_CALLERS"])
     finally:
         mc.proc.kill()
     return 0

@@ -31,6 +31,20 @@ def test_counts_creates_reads_and_gives_back(memcached):
     assert store.incr("a", ttl=30) == 2         # the same counters as incr/decr
 
 
+def test_adds_store_only_absent_keys_in_the_same_round_trip(memcached):
+    store = store_on(memcached)
+    store.set("taken", b"first", ttl=30)
+    value = b'{"a": "line\r\nset x 0 0 1\r\n"}'  # a value holding CR LF stays data
+    values, found = store.count_many([("n", 1, 30)], ["taken"],
+                                     [("fresh", value, 30), ("taken", b"second", 30)])
+    assert values == [1] and found == {"taken": b"first"}
+    assert store.get("fresh") == value
+    assert store.get("taken") == b"first"     # add mode: an existing value is kept
+    assert store.get("x") is None
+    store.count_many([], (), [("short-add", b"v", 1)])
+    assert store.get("short-add") == b"v"
+
+
 def test_a_created_counter_lives_its_ttl(memcached):
     store = store_on(memcached)
     store.count_many([("short", 1, 1)])

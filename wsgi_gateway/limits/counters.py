@@ -54,10 +54,11 @@ class Counters:
         self._leases: LRUCache = LRUCache(maxsize=max_keys)  # key -> [next, last]
         self._lock = threading.Lock()
 
-    def take(self, wanted: Sequence[tuple[str, float, int]],
-             reads: Sequence[str] = ()) -> tuple[list[int], dict[str, bytes]]:
+    def take(self, wanted: Sequence[tuple[str, float, int]], reads: Sequence[str] = (),
+             adds: Sequence[tuple[str, bytes, float]] = ()) -> tuple[list[int], dict[str, bytes]]:
         """A number from each ``(key, ttl, lease)`` counter, and the values of
-        ``reads`` that are present, in at most one store round trip."""
+        ``reads`` that are present, in at most one store round trip, which also stores
+        each ``(key, value, ttl)`` of ``adds`` unless its key exists."""
         numbers: list[int] = [0] * len(wanted)
         increments: list[tuple[str, int, float]] = []
         asked: list[int] = []
@@ -70,9 +71,9 @@ class Counters:
                     continue
                 increments.append((key, lease, ttl))
                 asked.append(index)
-        if not increments and not reads:
+        if not increments and not reads and not adds:
             return numbers, {}
-        values, found = count_many(self.store, increments, reads)
+        values, found = count_many(self.store, increments, reads, adds)
         with self._lock:
             for index, last in zip(asked, values):
                 key, _ttl, lease = wanted[index]
@@ -98,15 +99,17 @@ class Counters:
             count_many(self.store, decrements, ())
 
 
-def count_many(store: Store, increments: Sequence[tuple[str, int, float]],
-               reads: Sequence[str]) -> tuple[list[int], dict[str, bytes]]:
-    """``store.count_many`` (one round trip), or one call per counter and one
-    ``get_many`` on a store without it (memory, dry run)."""
+def count_many(store: Store, increments: Sequence[tuple[str, int, float]], reads: Sequence[str],
+               adds: Sequence[tuple[str, bytes, float]] = ()) -> tuple[list[int], dict[str, bytes]]:
+    """``store.count_many`` (one round trip), or one call per counter and per add and
+    one ``get_many`` on a store without it (memory, dry run)."""
     batched = getattr(store, "count_many", None)
     if batched is not None:
-        return batched(increments, reads)
+        return batched(increments, reads, adds) if adds else batched(increments, reads)
     values = [store.incr(key, delta, ttl=ttl) if delta >= 0 else store.decr(key, -delta) or 0
               for key, delta, ttl in increments]
+    for key, value, ttl in adds:
+        store.add(key, value, ttl)
     return values, (store.get_many(reads) if reads else {})
 
 

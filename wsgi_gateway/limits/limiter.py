@@ -2,7 +2,7 @@
 
 Steady state costs at most one store round trip per served request: the rate window's
 and the quota period's increments together (plus, once per window and worker, the
-previous window's count, in the same round trip); none while leases last (``limits.mode``
+previous window's count, and a new session's first record, in the same round trip); none while leases last (``limits.mode``
 ``auto`` leases large limits, ``leased`` every limit). A refused request then costs one
 more round trip, giving back what it took from each counter (unless
 ``limits.refused: counted``): windows count served
@@ -79,7 +79,7 @@ class StoreLimiter:
     def __init__(self, store: Store, config: LimitsConfig, api: str,
                  policies: Mapping[str, PolicyConfig], *, default_policy: str | None = None,
                  clock: Callable[[], float] = time.time, keys: Mapping[str, object] | None = None,
-                 on_failure: StoreFailureConfig = StoreFailureConfig()):
+                 on_failure: StoreFailureConfig = StoreFailureConfig(), sessions=None):
         self.store, self.config, self.api = store, config, api
         self.on_failure = on_failure
         self.policies = policies
@@ -90,6 +90,7 @@ class StoreLimiter:
         self._failing = False
         self._merged: dict[tuple[str, ...], MergedLimits] = {}
         self.keys = dict(keys or {})  # rate_key expression -> compiled RateKey
+        self.sessions = sessions  # a new session's record rides in the counters' round trip
 
     def limits_for(self, names: tuple[str, ...]) -> MergedLimits:
         merged = self._merged.get(names)
@@ -127,8 +128,10 @@ class StoreLimiter:
                 reads.append(previous)
         if limits.quota is not None:
             plans.append(self._quota_plan(limits.quota, subject, now, ctx))
+        first = self.sessions.pending_add(ctx) if self.sessions is not None else None
         try:
-            numbers, found = self.counters.take([(p.key, p.ttl, p.lease) for p in plans], reads)
+            numbers, found = self.counters.take([(p.key, p.ttl, p.lease) for p in plans], reads,
+                                                [first[:3]] if first else ())
         except StoreError:
             for plan in plans:
                 refusal = self._store_failed(ctx, plan.kind)
@@ -136,6 +139,8 @@ class StoreLimiter:
                     raise refusal from None
             return []
         self._recovered()
+        if first is not None:
+            self.sessions.added(ctx, first[3])
         verdicts: list[Verdict] = []
         for plan, number in zip(plans, numbers):
             used: float = number

@@ -2,8 +2,8 @@
 
 A record (JSON in the store under ``sess:<id>``) keeps the policies last applied, when
 the session was first and last used, and metadata rules can read as ``session``. It is
-written lazily: a new session's record is added after its first request (with the
-policies the rules assigned), then rewritten at most once per ``touch_interval`` or
+written lazily: a new session's record is added after the rules of its first request
+(with the policies they assigned; in the limits' round trip when there is one), then rewritten at most once per ``touch_interval`` or
 when its policies change (with ``limits.quota_renewal: first_use`` it is added when
 first read instead, so that every worker counts the quota from the same ``created``).
 It is read at most once per ``cache_ttl`` (≤ 1 s) per worker, together with the
@@ -144,6 +144,22 @@ class Sessions:
             record = existing or record
         return record
 
+    def pending_add(self, ctx) -> tuple[str, bytes, float, dict[str, Any]] | None:
+        """A new session's first write, for a caller making a store round trip after the
+        rules anyway (the limits' counters): key, value, TTL and the record. Once that
+        round trip succeeded, :meth:`added` marks it saved and :meth:`touch` writes
+        nothing; should it fail, ``touch`` adds the record as before."""
+        record = ctx.session_record
+        if type(record) is not _Unsaved or ctx.session_id is None:
+            return None
+        record = {**record, "last_seen": self.clock(), "policies": list(ctx.policies)}
+        return session_key(ctx.session_id), _encode(record), self.config.ttl, record
+
+    def added(self, ctx, record: dict[str, Any]) -> None:
+        """The record :meth:`pending_add` gave is in the store (or another worker's was)."""
+        ctx.session_record = record
+        self._remember(ctx.session_id, record)
+
     def touch(self, ctx, record: dict[str, Any]) -> None:
         """After the request: record last use and the policies applied (at most every
         ``touch_interval``, or when the policies changed)."""
@@ -162,6 +178,9 @@ class Sessions:
                 self.store.set(session_key(session_id), _encode(record), self.config.ttl)
         except StoreError:
             return  # last_seen is informational; the next touch retries
+        self._remember(session_id, record)
+
+    def _remember(self, session_id: str, record: dict[str, Any]) -> None:
         with self._lock:
             entry = self._cache.get(session_id)
             if entry is not None:

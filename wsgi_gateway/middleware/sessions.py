@@ -39,5 +39,6 @@ class SessionLayer:
         if self.header:
             ctx.upstream_headers[self.header] = ctx.session_id
         result = self.app(environ, start_response)
-        self.sessions.touch(ctx, record)  # the rules have set ctx.policies by now
+        # the rules have set ctx.policies by now (and the limits may have added the record)
+        self.sessions.touch(ctx, ctx.session_record or record)
         return result

@@ -26,7 +26,8 @@ hashing). Design points, each from a fault seen in the field:
   started, restarted, or was flushed), which is logged once and the sentinel put back.
 - **One round trip for a request's counters.** ``count_many`` sends every counter
   increment of a request (rate and quota) and the reads it needs (the previous rate
-  window) as memcached meta commands (``ma`` with ``N`` autovivify and a TTL, ``mg``) in
+  window) as memcached meta commands (``ma`` with ``N`` autovivify and a TTL, ``mg``;
+  ``ms`` in add mode for a new session's record, see :mod:`..limits.sessions`) in
   one write per server, then reads the replies, on pymemcache's own connection and with
   its own line readers: the increments stay atomic on the server, and a missing counter
   is created by the same command (no ``add`` after a miss, no race between two).
@@ -132,11 +133,14 @@ class MemcachedStore:
         return value
 
     def count_many(self, increments: Sequence[tuple[str, int, float]],
-                   reads: Sequence[str] = ()) -> tuple[list[int], dict[str, bytes]]:
+                   reads: Sequence[str] = (),
+                   adds: Sequence[tuple[str, bytes, float]] = ()) -> tuple[list[int], dict[str, bytes]]:
         """Add ``delta`` to each ``(key, delta, ttl)`` counter (a missing one is created
         at ``delta``, living ``ttl`` seconds; a negative delta subtracts, never below 0,
-        and leaves a missing counter missing, as 0) and read ``reads``, in one round trip
-        per server: the counters' new values in order, and the reads that were present."""
+        and leaves a missing counter missing, as 0), read ``reads`` and store each
+        ``(key, value, ttl)`` of ``adds`` unless its key exists (``ms`` in add mode; whether
+        it did is not reported), in one round trip per server: the counters' new values
+        in order, and the reads that were present."""
         commands: list[tuple[str, bytes]] = []
         for key, delta, ttl in increments:
             full = self._key(key)
@@ -147,6 +151,10 @@ class MemcachedStore:
         for key in reads:
             full = self._key(key)
             commands.append((full, f"mg {full} v\r\n".encode()))
+        for key, value, ttl in adds:
+            full = self._key(key)
+            commands.append((full, b"%s\r\n%s\r\n" % (
+                f"ms {full} {len(value)} T{_expire(ttl)} ME".encode(), value)))
         replies = self._call(lambda c: _meta_batch(c, commands))
         values: list[int] = []
         for (_key, delta, _ttl), (status, value) in zip(increments, replies):
@@ -158,6 +166,9 @@ class MemcachedStore:
             values.append(int(value))
         found = {key: value for key, (status, value) in zip(reads, replies[len(increments):])
                  if status == b"VA" and value is not None}
+        for status, _value in replies[len(increments) + len(reads):]:
+            if status not in (b"HD", b"NS"):  # stored, or kept the value already there
+                raise StoreError("the store did not take a write")
         return values, found
 
     def decr(self, key: str, delta: int = 1) -> int | None:
