@@ -503,11 +503,13 @@ def main(argv: list[str] | None = None) -> int:
             for name in servers:
                 lines = _gc_lines(tmp, name)[len(gc_marks[name]):]
                 if lines:
-                    pauses = sorted(float(line.split()[1]) for line in lines)
-                    gc_pauses.setdefault(name, []).extend(pauses)
+                    gc_pauses.setdefault(name, []).extend(
+                        (float(line.split()[1]), float(line.split()[2])) for line in lines)
     for name, pauses in gc_pauses.items():
-        print(f"gen-2 collections in {name}: {len(pauses)}, longest {max(pauses):.1f} ms, "
-              f"median {statistics.median(pauses):.1f} ms")
+        walls, cpus = sorted(p[0] for p in pauses), sorted(p[1] for p in pauses)
+        print(f"gen-2 collections in {name}: {len(pauses)}, longest {walls[-1]:.1f} ms "
+              f"(CPU of the longest {max(pauses)[1]:.1f} ms; most CPU {cpus[-1]:.1f} ms), "
+              f"median {statistics.median(walls):.1f} ms")
     print(f"\nworker class {args.worker_class} ({args.threads_per_worker} threads if gthread), keep-alive {args.keepalive}, client keep-alive "
           f"{not args.no_client_keepalive}; medians of {args.rounds} rounds of {args.duration}s")
     print("cpu ratio: the bare server's CPU per request over the contender's (the servers' own "
