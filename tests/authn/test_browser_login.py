@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
-from urllib.parse import urlsplit
+import re
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -211,6 +212,31 @@ def test_a_callback_opened_in_another_browser_is_refused(gw):
     response = gw.browser().callback(url)
     _no_session(response)
     assert "another browser" in response.get_data(as_text=True)
+
+
+def test_a_callback_naming_another_issuer_is_refused_before_the_code_is_used(gw, idp):
+    """RFC 9207 mix-up defence: the response's ``iss`` must be the provider's."""
+    browser, url = _signed_in_callback(gw)
+    assert f"iss={quote(idp.issuer, safe='')}" in url  # the test provider names itself
+    hostile = url.replace(f"iss={quote(idp.issuer, safe='')}", "iss=https%3A%2F%2Fevil.example")
+    exchanged = idp.login.counts["code"]
+    response = browser.callback(hostile)
+    _no_session(response)
+    assert "another issuer" in response.get_data(as_text=True)
+    assert idp.login.counts["code"] == exchanged  # the code never reached the token endpoint
+
+
+def test_a_callback_without_iss_is_refused_when_the_provider_promises_it(tmp_path, idp, clock):
+    idp.discovery_overrides["authorization_response_iss_parameter_supported"] = True
+    browser, url = _signed_in_callback(LoginGateway(tmp_path, idp, clock))  # discovered now
+    response = browser.callback(re.sub(r"&?iss=[^&]*", "", url))
+    _no_session(response)
+    assert "does not name its issuer" in response.get_data(as_text=True)
+
+
+def test_a_callback_without_iss_is_accepted_from_a_provider_that_does_not_promise_it(gw):
+    browser, url = _signed_in_callback(gw)
+    assert browser.callback(re.sub(r"&?iss=[^&]*", "", url)).status_code == 303
 
 
 def test_a_late_callback_is_refused(gw, clock):

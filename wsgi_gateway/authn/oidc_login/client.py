@@ -24,6 +24,7 @@ from ...config.providers import ProviderConfig, check_url
 from ..jwt.jwks import KeysUnavailable
 from ..jwt.verify import TokenRejected, Verifier, parse
 from .options import OidcLoginOptions
+from .pending import LoginRejected
 from .sessions import Tokens
 
 DISCOVERY_TTL = 3600.0
@@ -51,6 +52,9 @@ class Endpoints:
     userinfo: str | None = None
     end_session: str | None = None
     revocation: str | None = None
+    #: the provider's discovery document says every authorization response carries
+    #: ``iss`` (RFC 9207 ``authorization_response_iss_parameter_supported``)
+    names_issuer: bool = False
 
 
 class OidcClient:
@@ -118,7 +122,8 @@ class OidcClient:
                               pick(o.token_endpoint, "token_endpoint"),
                               pick(o.userinfo_endpoint, "userinfo_endpoint"),
                               pick(o.end_session_endpoint, "end_session_endpoint"),
-                              pick(o.revocation_endpoint, "revocation_endpoint"))
+                              pick(o.revocation_endpoint, "revocation_endpoint"),
+                              doc.get("authorization_response_iss_parameter_supported") is True)
         except ValueError:
             found = None
         if found is None or not found.authorization or not found.token:
@@ -126,6 +131,16 @@ class OidcClient:
             raise ProviderUnavailable(self.last_failure)
         self.last_failure = None
         return found
+
+    def check_response_issuer(self, iss: str | None) -> None:
+        """RFC 9207 (RFC 9700 §4.4, mix-up attacks): an authorization response naming
+        another issuer is refused before its code goes anywhere, and so is one without
+        ``iss`` from a provider whose discovery document promises it."""
+        if iss is None:
+            if self.endpoints().names_issuer:
+                raise LoginRejected("the sign-in response does not name its issuer")
+        elif iss != self.provider.issuer:
+            raise LoginRejected("the sign-in response comes from another issuer")
 
     # -- the protocol ---------------------------------------------------------------
     def _session(self, redirect_uri: str | None = None) -> OAuth2Session:

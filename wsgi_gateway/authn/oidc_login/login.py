@@ -105,6 +105,7 @@ class LoginFlow:
         args = request.args
         try:
             pending = self.pending.finish(args.get("state"), request.cookies.get(self.options.login_cookie))
+            self.client.check_response_issuer(args.get("iss"))
             if "error" in args:
                 code = args["error"] if args["error"].replace("_", "").isalpha() else "error"
                 raise LoginRejected(f"the identity provider did not sign you in ({code[:40]})")
