@@ -10,6 +10,7 @@ import re
 from urllib.parse import quote, urlsplit
 
 import pytest
+import yaml
 
 from tests.support.browser_login import (
     CALLBACK, CLIENT_ID, ENV, NAV, PUBLIC, ROUTES, SCRIPT, FakeClock, LoginGateway, make_idp,
@@ -291,6 +292,47 @@ def test_a_bad_id_token_is_refused(gw, idp, override):
     idp.login.id_token_overrides = override
     browser, url = _signed_in_callback(gw)
     _no_session(browser.callback(url))
+
+
+@pytest.mark.parametrize("override, accepted", [
+    pytest.param({}, True, id="auth_time now"),
+    pytest.param({"auth_time": -59}, True, id="59 s ago"),
+    pytest.param({"auth_time": -600}, False, id="10 minutes ago"),
+    pytest.param({"auth_time": None}, False, id="no auth_time"),
+    pytest.param({"auth_time": True}, False, id="a boolean auth_time"),
+])
+def test_max_age_needs_a_recent_auth_time(tmp_path, idp, clock, override, accepted):
+    """OIDC Core §3.1.3.7: with max_age asked, an ID token without auth_time, or with one
+    older than max_age, is refused."""
+    if isinstance(override.get("auth_time"), int) and not isinstance(override["auth_time"], bool):
+        override = {"auth_time": int(clock()) + override["auth_time"]}
+    idp.login.id_token_overrides = override
+    gw = LoginGateway(tmp_path, idp, clock, options={"extra_params": {"max_age": "60"}})
+    browser = gw.browser()
+    authorize = browser.start()
+    assert query(authorize)["max_age"] == "60"
+    response = browser.callback(browser.sign_in_at_idp(authorize))
+    if accepted:
+        assert response.status_code == 303
+    else:
+        _no_session(response)
+
+
+def test_auth_time_is_not_required_without_max_age(gw, idp):
+    idp.login.id_token_overrides = {"auth_time": None}
+    browser, url = _signed_in_callback(gw)
+    assert browser.callback(url).status_code == 303
+
+
+def test_a_max_age_that_is_not_whole_seconds_stops_start_up(tmp_path, idp):
+    from tests.support.browser_login import gateway_config
+    from wsgi_gateway import load_config
+    from wsgi_gateway.errors import ConfigError
+
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump(gateway_config(idp, options={"extra_params": {"max_age": "1h"}})))
+    with pytest.raises(ConfigError, match="max_age must be whole seconds"):
+        load_config(path)
 
 
 def test_a_wrong_nonce_is_refused(gw, idp):

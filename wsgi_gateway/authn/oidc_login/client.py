@@ -259,12 +259,25 @@ class OidcClient:
                 raise TokenRejected("the ID token's nonce does not match this sign-in")
             if claims["iat"] < self.clock() - self.options.pending_ttl - self.options.clock_skew:
                 raise TokenRejected("the ID token is too old")
+            self._check_auth_time(claims)
         else:
             if claims["sub"] != previous.get("sub") or claims["iss"] != previous.get("iss"):
                 raise TokenRejected("the refreshed ID token names another user")
             if "nonce" in claims and claims["nonce"] != previous.get("nonce"):
                 raise TokenRejected("the refreshed ID token's nonce differs")
         return claims
+
+    def _check_auth_time(self, claims: Mapping[str, Any]) -> None:
+        """With ``max_age`` asked (``extra_params``), the sign-in itself must be that
+        recent: ``auth_time`` present and no older (OIDC Core §3.1.2.1, §3.1.3.7)."""
+        max_age = self.options.extra_params.get("max_age")
+        if max_age is None:
+            return
+        auth_time = claims.get("auth_time")
+        if not isinstance(auth_time, (int, float)) or isinstance(auth_time, bool):
+            raise TokenRejected("the ID token has no auth_time although max_age was asked")
+        if auth_time < self.clock() - int(max_age) - self.options.clock_skew:
+            raise TokenRejected("the sign-in is older than max_age allows")
 
     def verify_logout_token(self, token: object) -> tuple[str | None, str | None, dict[str, Any]]:
         """``(sid, sub, claims)`` of a valid logout token (Back-Channel Logout §2.6)."""

@@ -155,7 +155,9 @@ class OidcLoginOptions:
     extra_params: Mapping[str, str] = field(default_factory=lambda: _EMPTY)  # e.g. {prompt: login}
     """Extra authorization parameters (`prompt: login`, `acr_values: ...`); never
     `state`, `nonce`, PKCE (`code_challenge*`, `code_verifier`), `scope`, `redirect_uri`
-    or `response_mode` (the callback takes a query) (default `{}`)"""
+    or `response_mode` (the callback takes a query). With `max_age` (whole seconds), the
+    ID token must carry an `auth_time` no older than that (OIDC Core §3.1.3.7)
+    (default `{}`)"""
 
     def __post_init__(self):
         check_url(self.public_url, "public_url")
@@ -208,6 +210,8 @@ class OidcLoginOptions:
                     "response_mode"}   # the callback is a GET with a query (form_post never lands)
         if reserved.intersection(self.extra_params):
             raise ValueError(f"extra_params may not set {', '.join(sorted(reserved))}")
+        if "max_age" in self.extra_params and not str(self.extra_params["max_age"]).isdigit():
+            raise ValueError("extra_params.max_age must be whole seconds (0 or more)")
 
     @property
     def origin(self) -> str:
