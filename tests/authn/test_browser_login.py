@@ -444,6 +444,17 @@ def test_the_access_token_is_refreshed_before_it_expires_and_rotation_is_followe
     assert gw.identity.subject == "alice"
 
 
+def test_an_expires_in_sent_as_text_still_schedules_the_refresh(gw, idp, clock):
+    """``"expires_in": "300"`` (a string, as some providers send it) was read as no
+    expiry: the session kept its access token forever and never refreshed."""
+    idp.login.expires_in_as_text = True
+    browser = gw.browser()
+    browser.login()
+    clock.advance(idp.token_ttl - 30)
+    assert browser.get("/app/x", headers=SCRIPT).status_code == 200
+    assert idp.login.counts["refresh"] == 1
+
+
 def test_a_still_fresh_token_is_not_refreshed(gw, idp, clock):
     browser = gw.browser()
     browser.login()

@@ -74,6 +74,7 @@ class _LoginState:
     refuse_refresh: bool = False
     reusable_codes: bool = False  # a broken provider: lets a mutant test reach the gateway's replay check
     refresh_delay: float = 0.0
+    expires_in_as_text: bool = False  # "expires_in": "300", as some providers send it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -191,7 +192,8 @@ def _token_response(idp, client_id: str, username: str, sid: str, scope: str, *,
     id_claims.update(idp.login.id_token_overrides)
     id_token = idp.issue(id_claims, ttl=idp.token_ttl, headers={"typ": "JWT"},
                          omit=["scope", "client_id", "jti"])
-    return _json({"access_token": access, "token_type": "Bearer", "expires_in": idp.token_ttl,
+    expires_in = str(idp.token_ttl) if idp.login.expires_in_as_text else idp.token_ttl
+    return _json({"access_token": access, "token_type": "Bearer", "expires_in": expires_in,
                   "refresh_token": refresh, "id_token": id_token, "scope": scope})
 
 

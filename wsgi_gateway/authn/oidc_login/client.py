@@ -9,6 +9,7 @@ Core §3.1.3.7 and Back-Channel Logout §2.6 here. Every refusal is a fixed sent
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -234,9 +235,8 @@ class OidcClient:
 
     def tokens(self, response: Mapping[str, Any], previous: Tokens | None = None) -> Tokens:
         """Tokens from a token response; a refresh that rotates nothing keeps the old ones."""
-        expires_in = response.get("expires_in")
-        expires = self.clock() + float(expires_in) if isinstance(expires_in, (int, float)) \
-            and not isinstance(expires_in, bool) else None
+        expires_in = _seconds(response.get("expires_in"))
+        expires = None if expires_in is None else self.clock() + expires_in
         return Tokens(response["access_token"],
                       response.get("refresh_token") or (previous.refresh_token if previous else None),
                       response.get("id_token") or (previous.id_token if previous else None),
@@ -325,3 +325,12 @@ class OidcClient:
             raise TokenRejected("the token was issued to another party (azp)")
 
 
+def _seconds(value: object) -> float | None:
+    """``expires_in`` in seconds: a JSON number (RFC 6749 §5.1), or the string of digits
+    some providers send instead; anything else (a boolean, a negative or non-finite
+    number, other text) is no expiry."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
