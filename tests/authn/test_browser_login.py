@@ -125,6 +125,9 @@ def test_scripts_get_401_not_a_redirect(gw, headers):
     assert response.status_code == 401
     assert problem(response)["status"] == 401
     assert "Location" not in response.headers
+    # RFC 9110 §11.6.1: every 401 carries a challenge (there was none)
+    assert response.headers.getlist("WWW-Authenticate") == [
+        'Cookie realm="app", form-action="/.gateway/oidc/login", cookie-name="__Host-gw-session"']
 
 
 def test_script_header_option_forces_401(tmp_path, idp, clock):

@@ -40,11 +40,16 @@ class OidcLoginAuthenticator:
     """The :class:`~wsgi_gateway.authn.base.Authenticator` for browser sessions."""
 
     id = "oidc_login"
-    challenge = None  # a browser is redirected; scripts get 401 with a problem body
 
-    def __init__(self, flow: LoginFlow, provider):
+    def __init__(self, flow: LoginFlow, provider, realm: str):
         self.flow, self.provider = flow, provider
         options = flow.options
+        # a browser is redirected; a script gets 401 with a problem body and, as RFC 9110
+        # §11.6.1 requires of every 401, a challenge: the "Cookie" scheme of
+        # draft-broyer-http-cookie-auth (no registered scheme names a cookie session),
+        # saying where to sign in and which cookie then carries the session
+        self.challenge = (f'Cookie realm="{realm}", form-action="{flow.routes}login", '
+                          f'cookie-name="{flow.cookie_name}"')
         self.credentials = CredentialPlaces(cookies=(options.cookie(), options.login_cookie))
         # no owned_headers: a forwarded token goes in ctx.upstream_headers, which replaces a
         # client's Authorization for that request; listing Authorization gateway-wide would
@@ -127,7 +132,7 @@ def _build(options: OidcLoginOptions, build, api: ApiConfig) -> OidcLoginAuthent
         if flows[routes].options != options:
             raise ConfigError(f"{where}: another API uses routes {routes} with other options; "
                               "give each login client its own routes:")
-        return OidcLoginAuthenticator(flows[routes], provider)
+        return OidcLoginAuthenticator(flows[routes], provider, api.name)
     clash = next((r for r, f in flows.items() if f.cookie_name == options.cookie()), None)
     if clash is not None:  # each sign-in would overwrite the other client's handle
         raise ConfigError(f"{where}: the login client at routes {clash} uses the same session "
@@ -136,7 +141,7 @@ def _build(options: OidcLoginOptions, build, api: ApiConfig) -> OidcLoginAuthent
         log.warning("%s: secure_cookies is off: session cookies travel over plain http "
                     "(development only)", where)
     flows[routes] = flow = _flow(options, provider, routes, build)
-    return OidcLoginAuthenticator(flow, provider)
+    return OidcLoginAuthenticator(flow, provider, api.name)
 
 
 def _flow(options: OidcLoginOptions, provider, routes: str, build) -> LoginFlow:
