@@ -132,7 +132,9 @@ class Unauthorized(GatewayError):
         out = super().headers()
         for challenge in self.challenges:
             params = []
-            if self.error:
+            # the error parameters (RFC 6750 §3) tell a client what was wrong with the
+            # credential it sent; a browser session's challenge never names one
+            if self.error and not challenge.startswith("Cookie "):
                 params.append(f'error="{self.error}"')
                 if self.detail:
                     params.append(f'error_description="{_quoted(self.detail)}"')

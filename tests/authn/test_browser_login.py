@@ -333,9 +333,10 @@ def test_a_max_age_that_is_not_whole_seconds_stops_start_up(tmp_path, idp):
     from wsgi_gateway.errors import ConfigError
 
     path = tmp_path / "gw.yaml"
-    path.write_text(yaml.safe_dump(gateway_config(idp, options={"extra_params": {"max_age": "1h"}})))
-    with pytest.raises(ConfigError, match="max_age must be whole seconds"):
-        load_config(path)
+    for bad in ("1h", "²", "١٢", "-1", ""):
+        path.write_text(yaml.safe_dump(gateway_config(idp, options={"extra_params": {"max_age": bad}})))
+        with pytest.raises(ConfigError, match="max_age must be whole seconds"):
+            load_config(path)
 
 
 def test_a_wrong_nonce_is_refused(gw, idp):
@@ -456,6 +457,17 @@ def test_an_expires_in_sent_as_text_still_schedules_the_refresh(gw, idp, clock):
     clock.advance(idp.token_ttl - 30)
     assert browser.get("/app/x", headers=SCRIPT).status_code == 200
     assert idp.login.counts["refresh"] == 1
+
+
+@pytest.mark.parametrize("sent, seconds", [
+    (300, 300.0), (300.5, 300.5), ("300", 300.0), (" 300 ", 300.0), ("300.0", 300.0),
+    (-5, 0.0), ("-5", 0.0),                    # already expired: refresh now
+    (None, None), (True, None), ("soon", None), ("²", None), ("1e3", None),
+    (float("inf"), None), (float("nan"), None), ("9" * 40, None),
+])
+def test_expires_in_is_read_as_seconds(sent, seconds):
+    from wsgi_gateway.authn.oidc_login.client import _seconds
+    assert _seconds(sent) == seconds
 
 
 def test_a_still_fresh_token_is_not_refreshed(gw, idp, clock):
@@ -603,6 +615,20 @@ def test_bearer_tokens_and_browser_sessions_on_one_api(tmp_path, idp, clock):
     browser.login()
     assert gw.identity.method == "oidc_login"
     assert gw.browser().get("/app/x").status_code == 302  # nobody: a person is sent to sign in
+
+
+def test_a_refused_credential_names_its_error_in_the_bearer_challenge_only(tmp_path, idp, clock):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("validate:\n  - {expr: \"claims.sub == 'somebody else'\", message: not you}\n")
+    gw = LoginGateway(tmp_path, idp, clock, auth_extra=[{"method": "jwt"}], rules=str(rules))
+    browser = gw.browser()
+    browser.login()
+    bad = browser.get("/app/x", headers=SCRIPT)  # the session is valid, the rules say 401
+    assert bad.status_code == 401
+    bearer, cookie = bad.headers.getlist("WWW-Authenticate")
+    assert bearer.startswith("Bearer ") and 'error="invalid_token"' in bearer
+    assert cookie == ('Cookie realm="app", form-action="/.gateway/oidc/login", '
+                      'cookie-name="__Host-gw-session"')
 
 
 def test_rules_see_the_id_token_claims(tmp_path, idp, clock):

@@ -10,6 +10,7 @@ Core §3.1.3.7 and Back-Channel Logout §2.6 here. Every refusal is a fixed sent
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -325,12 +326,17 @@ class OidcClient:
             raise TokenRejected("the token was issued to another party (azp)")
 
 
+_DECIMAL = re.compile(r"-?[0-9]{1,12}(\.[0-9]{1,9})?")
+
+
 def _seconds(value: object) -> float | None:
-    """``expires_in`` in seconds: a JSON number (RFC 6749 §5.1), or the string of digits
-    some providers send instead; anything else (a boolean, a negative or non-finite
-    number, other text) is no expiry."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """``expires_in`` in seconds: a JSON number (RFC 6749 §5.1), or the decimal text some
+    providers send instead (``"3600"``, ``" 3600.0"``); a negative number is already
+    expired (0). None, a boolean, a non-finite number or other text: no expiry known,
+    as when the provider leaves it out (it is only RECOMMENDED)."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = float(text) if _DECIMAL.fullmatch(text) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
+    return max(float(value), 0.0)

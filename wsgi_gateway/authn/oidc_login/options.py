@@ -210,8 +210,9 @@ class OidcLoginOptions:
                     "response_mode"}   # the callback is a GET with a query (form_post never lands)
         if reserved.intersection(self.extra_params):
             raise ValueError(f"extra_params may not set {', '.join(sorted(reserved))}")
-        if "max_age" in self.extra_params and not str(self.extra_params["max_age"]).isdigit():
-            raise ValueError("extra_params.max_age must be whole seconds (0 or more)")
+        if "max_age" in self.extra_params and \
+                re.fullmatch(r"[0-9]{1,9}", str(self.extra_params["max_age"])) is None:
+            raise ValueError("extra_params.max_age must be whole seconds (0 or more, ASCII digits)")
 
     @property
     def origin(self) -> str:
