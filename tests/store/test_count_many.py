@@ -21,11 +21,11 @@ def store_on(*servers, **kw) -> MemcachedStore:
 def test_counts_creates_reads_and_gives_back(memcached):
     store = store_on(memcached)
     store.set("prev", b"7", ttl=30)
-    values, found = store.count_many([("a", 1, 30), ("b", 10, 30)], ["prev", "absent"])
+    values, found, _ = store.count_many([("a", 1, 30), ("b", 10, 30)], ["prev", "absent"])
     assert values == [1, 10] and found == {"prev": b"7"}
-    values, _ = store.count_many([("a", 1, 30), ("b", 10, 30)])
+    values, _, _ = store.count_many([("a", 1, 30), ("b", 10, 30)])
     assert values == [2, 20]
-    values, _ = store.count_many([("a", -1, 1), ("b", -25, 1), ("never", -1, 1)])
+    values, _, _ = store.count_many([("a", -1, 1), ("b", -25, 1), ("never", -1, 1)])
     assert values == [1, 0, 0]                  # never below 0; a missing counter stays missing
     assert store.get("never") is None
     assert store.incr("a", ttl=30) == 2         # the same counters as incr/decr
@@ -35,14 +35,26 @@ def test_adds_store_only_absent_keys_in_the_same_round_trip(memcached):
     store = store_on(memcached)
     store.set("taken", b"first", ttl=30)
     value = b'{"a": "line\r\nset x 0 0 1\r\n"}'  # a value holding CR LF stays data
-    values, found = store.count_many([("n", 1, 30)], ["taken"],
-                                     [("fresh", value, 30), ("taken", b"second", 30)])
-    assert values == [1] and found == {"taken": b"first"}
+    values, found, stored = store.count_many([("n", 1, 30)], ["taken"],
+                                             [("fresh", value, 30), ("taken", b"second", 30)])
+    assert values == [1] and found == {"taken": b"first"} and stored == [True, True]
     assert store.get("fresh") == value
     assert store.get("taken") == b"first"     # add mode: an existing value is kept
     assert store.get("x") is None
     store.count_many([], (), [("short-add", b"v", 1)])
     assert store.get("short-add") == b"v"
+
+
+def test_a_refused_add_is_reported_and_leaves_the_counters_and_the_connection_intact(memcached):
+    """memcached answers SERVER_ERROR to a value over its item size (1 MiB by default),
+    having read and dropped it: the counters beside it still count, the next call on
+    the same connection reads its own replies."""
+    store = store_on(memcached)
+    values, _, stored = store.count_many([("c", 1, 30)], (), [("huge", b"x" * (2 << 20), 30),
+                                                              ("small", b"v", 30)])
+    assert values == [1] and stored == [False, True]
+    assert store.get("huge") is None and store.get("small") == b"v"
+    assert store.count_many([("c", 1, 30)], ["small"]) == ([2], {"small": b"v"}, [])
 
 
 def test_a_created_counter_lives_its_ttl(memcached):
@@ -55,7 +67,7 @@ def test_a_created_counter_lives_its_ttl(memcached):
 
 def test_keys_a_client_chose_are_hashed_not_sent_raw(memcached):
     store = store_on(memcached)
-    values, found = store.count_many([("rl:api:weird key\r\nset x", 1, 30)], ["a b"])
+    values, found, _ = store.count_many([("rl:api:weird key\r\nset x", 1, 30)], ["a b"])
     assert values == [1] and found == {}
 
 
@@ -87,9 +99,9 @@ def test_one_round_trip_per_server_in_a_cluster(memcached):
     try:
         store = store_on(memcached, other)
         keys = [f"k{i}" for i in range(12)]  # spread over both nodes
-        values, _ = store.count_many([(k, 1, 30) for k in keys], keys[:3])
+        values, _, _ = store.count_many([(k, 1, 30) for k in keys], keys[:3])
         assert values == [1] * 12
-        values, found = store.count_many([(k, 2, 30) for k in keys], keys[:3])
+        values, found, _ = store.count_many([(k, 2, 30) for k in keys], keys[:3])
         assert values == [3] * 12 and found == {k: b"3" for k in keys[:3]}
     finally:
         other.stop()
@@ -127,7 +139,7 @@ def test_restarted_server_costs_no_error(private_memcached):
     store.count_many([("n", 1, 30)])  # the connection now exists
     private_memcached.stop()
     private_memcached.start()  # same port, empty
-    assert store.count_many([("n", 1, 30)], ["x"]) == ([1], {})
+    assert store.count_many([("n", 1, 30)], ["x"]) == ([1], {}, [])
 
 
 def test_killed_server_is_store_error(private_memcached):

@@ -55,10 +55,11 @@ class Counters:
         self._lock = threading.Lock()
 
     def take(self, wanted: Sequence[tuple[str, float, int]], reads: Sequence[str] = (),
-             adds: Sequence[tuple[str, bytes, float]] = ()) -> tuple[list[int], dict[str, bytes]]:
+             adds: Sequence[tuple[str, bytes, float]] = ()) -> tuple[list[int], dict[str, bytes], list[bool]]:
         """A number from each ``(key, ttl, lease)`` counter, and the values of
         ``reads`` that are present, in at most one store round trip, which also stores
-        each ``(key, value, ttl)`` of ``adds`` unless its key exists."""
+        each ``(key, value, ttl)`` of ``adds`` unless its key exists (and says, per add,
+        whether the key holds a value now)."""
         numbers: list[int] = [0] * len(wanted)
         increments: list[tuple[str, int, float]] = []
         asked: list[int] = []
@@ -72,15 +73,15 @@ class Counters:
                 increments.append((key, lease, ttl))
                 asked.append(index)
         if not increments and not reads and not adds:
-            return numbers, {}
-        values, found = count_many(self.store, increments, reads, adds)
+            return numbers, {}, []
+        values, found, stored = count_many(self.store, increments, reads, adds)
         with self._lock:
             for index, last in zip(asked, values):
                 key, _ttl, lease = wanted[index]
                 numbers[index] = last - lease + 1
                 if lease > 1:
                     self._leases[key] = [last - lease + 2, last]
-        return numbers, found
+        return numbers, found, stored
 
     def give_back(self, held: Sequence[tuple[str, int]]) -> None:
         """The request holding a number of each ``(key, lease)`` counter was refused:
@@ -100,17 +101,19 @@ class Counters:
 
 
 def count_many(store: Store, increments: Sequence[tuple[str, int, float]], reads: Sequence[str],
-               adds: Sequence[tuple[str, bytes, float]] = ()) -> tuple[list[int], dict[str, bytes]]:
+               adds: Sequence[tuple[str, bytes, float]] = ()) -> tuple[list[int], dict[str, bytes], list[bool]]:
     """``store.count_many`` (one round trip), or one call per counter and per add and
     one ``get_many`` on a store without it (memory, dry run)."""
     batched = getattr(store, "count_many", None)
     if batched is not None:
-        return batched(increments, reads, adds) if adds else batched(increments, reads)
+        return batched(increments, reads, adds)
     values = [store.incr(key, delta, ttl=ttl) if delta >= 0 else store.decr(key, -delta) or 0
               for key, delta, ttl in increments]
+    stored = []
     for key, value, ttl in adds:
-        store.add(key, value, ttl)
-    return values, (store.get_many(reads) if reads else {})
+        store.add(key, value, ttl)  # False: the key holds an earlier value, which is kept
+        stored.append(True)
+    return values, (store.get_many(reads) if reads else {}), stored
 
 
 class PreviousWindows:

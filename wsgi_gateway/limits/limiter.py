@@ -130,8 +130,8 @@ class StoreLimiter:
             plans.append(self._quota_plan(limits.quota, subject, now, ctx))
         first = self.sessions.pending_add(ctx) if self.sessions is not None else None
         try:
-            numbers, found = self.counters.take([(p.key, p.ttl, p.lease) for p in plans], reads,
-                                                [first[:3]] if first else ())
+            numbers, found, stored = self.counters.take([(p.key, p.ttl, p.lease) for p in plans],
+                                                        reads, [first[:3]] if first else ())
         except StoreError:
             for plan in plans:
                 refusal = self._store_failed(ctx, plan.kind)
@@ -139,7 +139,7 @@ class StoreLimiter:
                     raise refusal from None
             return []
         self._recovered()
-        if first is not None:
+        if first is not None and stored[0]:  # else touch() adds it after the request
             self.sessions.added(ctx, first[3])
         verdicts: list[Verdict] = []
         for plan, number in zip(plans, numbers):

@@ -133,14 +133,16 @@ class MemcachedStore:
         return value
 
     def count_many(self, increments: Sequence[tuple[str, int, float]],
-                   reads: Sequence[str] = (),
-                   adds: Sequence[tuple[str, bytes, float]] = ()) -> tuple[list[int], dict[str, bytes]]:
+                   reads: Sequence[str] = (), adds: Sequence[tuple[str, bytes, float]] = (),
+                   ) -> tuple[list[int], dict[str, bytes], list[bool]]:
         """Add ``delta`` to each ``(key, delta, ttl)`` counter (a missing one is created
         at ``delta``, living ``ttl`` seconds; a negative delta subtracts, never below 0,
         and leaves a missing counter missing, as 0), read ``reads`` and store each
-        ``(key, value, ttl)`` of ``adds`` unless its key exists (``ms`` in add mode; whether
-        it did is not reported), in one round trip per server: the counters' new values
-        in order, and the reads that were present."""
+        ``(key, value, ttl)`` of ``adds`` unless its key exists (``ms`` in add mode), in
+        one round trip per server: the counters' new values in order, the reads that
+        were present, and per add whether the key now holds a value (this one or an
+        earlier one). An add the server refuses (``SERVER_ERROR``: too large, out of
+        memory) is a False there, never a failure of the counters beside it."""
         commands: list[tuple[str, bytes]] = []
         for key, delta, ttl in increments:
             full = self._key(key)
@@ -166,10 +168,9 @@ class MemcachedStore:
             values.append(int(value))
         found = {key: value for key, (status, value) in zip(reads, replies[len(increments):])
                  if status == b"VA" and value is not None}
-        for status, _value in replies[len(increments) + len(reads):]:
-            if status not in (b"HD", b"NS"):  # stored, or kept the value already there
-                raise StoreError("the store did not take a write")
-        return values, found
+        stored = [status in (b"HD", b"NS")  # stored, or kept the value already there
+                  for status, _value in replies[len(increments) + len(reads):]]
+        return values, found, stored
 
     def decr(self, key: str, delta: int = 1) -> int | None:
         value = self._call(lambda c: c.decr(self._key(key), delta))
@@ -286,6 +287,9 @@ def _meta_batch(hashed: HashClient, commands: list[tuple[str, bytes]]) -> list[t
         buf = b""
         for i in indexes:
             buf, line = _readline(client.sock, buf)
+            if line.startswith(b"SERVER_ERROR") and commands[i][1].startswith(b"ms "):
+                replies[i] = (b"SE", None)  # the value was read and dropped: one line, in step
+                continue
             client._raise_errors(line, b"meta")
             if line.startswith(b"VA "):
                 buf, value = _readvalue(client.sock, buf, int(line.split()[1]))
