@@ -230,6 +230,15 @@ def test_a_callback_naming_another_issuer_is_refused_before_the_code_is_used(gw,
     assert idp.login.counts["code"] == exchanged  # the code never reached the token endpoint
 
 
+def test_an_error_response_naming_another_issuer_is_refused_as_such(gw):
+    browser = gw.browser()
+    state = query(browser.start())["state"]
+    response = browser.get(ROUTES + "callback", query_string={
+        "state": state, "error": "access_denied", "iss": "https://evil.example"})
+    _no_session(response)
+    assert "another issuer" in response.get_data(as_text=True)
+
+
 def test_a_callback_without_iss_is_refused_when_the_provider_promises_it(tmp_path, idp, clock):
     idp.discovery_overrides["authorization_response_iss_parameter_supported"] = True
     browser, url = _signed_in_callback(LoginGateway(tmp_path, idp, clock))  # discovered now
