@@ -53,6 +53,21 @@ def test_reaching_the_pending_bound_flushes_on_the_request_thread(prom_dir):
         metrics.close()
 
 
+def test_a_scrape_while_another_worker_creates_its_file_is_not_a_500(prom_dir):
+    """prometheus_client creates a worker's file empty and sizes it just after; a scrape
+    in between raised struct.error (seen as a 500 under gunicorn in a CI run)."""
+    import os
+
+    metrics = Metrics(MetricsConfig(enabled=True, flush_interval=3600.0), prom_dir)
+    try:
+        metrics.observe(_request(1), "GET", 200, 0.002, 100.003)
+        metrics.flush()
+        open(os.path.join(prom_dir, "counter_999999.db"), "wb").close()  # being created
+        assert _counted(prom_dir) == 1
+    finally:
+        metrics.close()
+
+
 def test_a_new_subject_per_request_keeps_one_signature(prom_dir):
     metrics = Metrics(MetricsConfig(enabled=True, flush_interval=3600.0), prom_dir)
     try:

@@ -15,6 +15,7 @@ client wrote.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import tempfile
@@ -92,11 +93,34 @@ def mark_dead(pid: int, directory: str) -> None:
 def render(directory: str) -> tuple[bytes, str]:
     """The exposition text summed over every worker's file, and its content type."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-    from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=directory)
+    registry.register(_WorkerFiles(directory))
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class _WorkerFiles:
+    """prometheus_client's multiprocess collector without the files a worker is still
+    creating: its MmapedDict creates a file empty and sizes it only then, and a scrape
+    in between failed reading 0 bytes (``struct.error``: a 500 from the metrics path,
+    seen under gunicorn when the other worker wrote its first metric of a kind). Such
+    a file holds no value yet; the next scrape reads it."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def collect(self):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        files = [path for path in glob.glob(os.path.join(self.directory, "*.db")) if _sized(path)]
+        return MultiProcessCollector.merge(files, accumulate=True)
+
+
+def _sized(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:  # a dead worker's live gauge file, removed meanwhile
+        return False
 
 
 def trail_steps(trail) -> tuple:
